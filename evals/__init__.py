@@ -1,0 +1,1 @@
+"""Elixir evaluation: sandboxed runner, task suites, pass@k, FIM infilling, perplexity."""

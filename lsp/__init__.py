@@ -1,0 +1,1 @@
+"""The Potion language server (pygls): inline Elixir completions, hover docs, OTP scaffolds."""

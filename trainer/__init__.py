@@ -1,0 +1,1 @@
+"""Two-stage QLoRA fine-tuning on transformers + peft + bitsandbytes."""

@@ -1,0 +1,1 @@
+"""The Potion terminal chat (Textual)."""
