@@ -1,0 +1,129 @@
+"""The Neovim Lua setup, driven in headless Neovim against a small recording LSP server.
+
+The real server is tested with this plugin in tests/lsp/test_neovim.py; here a stand-in server records
+what the plugin sends, so the plugin's own behaviour (settings shape, commands) is checked precisely.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "nvim"
+
+pytestmark = pytest.mark.skipif(shutil.which("nvim") is None, reason="needs nvim on PATH")
+
+RECORDING_SERVER = r"""
+import json, sys
+from pathlib import Path
+from lsprotocol import types as t
+from pygls.lsp.server import LanguageServer
+
+server = LanguageServer("recorder", "0")
+seen = {"init": None, "settings": [], "commands": []}
+
+@server.feature(t.INITIALIZE)
+def initialize(ls, params):
+    seen["init"] = params.initialization_options
+
+@server.feature(t.WORKSPACE_DID_CHANGE_CONFIGURATION)
+def changed(ls, params):
+    seen["settings"].append(params.settings)
+
+@server.command("recorder.dump")
+def dump(ls, *args):
+    return seen
+
+@server.command("potion.newModule")
+def new_module(ls, *args):
+    seen["commands"].append({"command": "potion.newModule", "arguments": list(args)})
+    path = Path(sys.argv[1]) / "lib" / "my_app" / "worker.ex"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("defmodule MyApp.Worker do\nend\n")
+    return {"uri": path.as_uri()}
+
+server.start_io()
+"""
+
+DRIVER = r"""
+local out = assert(os.getenv("POTION_TEST_OUT"))
+local function finish(result)
+  local f = io.open(out, "w"); f:write(vim.fn.json_encode(result)); f:close()
+  vim.cmd("qa!")
+end
+vim.cmd("edit " .. os.getenv("POTION_TEST_FILE"))
+local attached = vim.wait(15000, function()
+  local c = vim.lsp.buf_get_clients(0)[1] or (vim.lsp.get_clients and vim.lsp.get_clients({bufnr = 0})[1])
+  return c ~= nil and c.initialized
+end, 20)
+if not attached then return finish({ attached = false }) end
+vim.cmd("PotionSettings debounceMs=90 features.hover=false model=my-model")
+require("potion").new_module("genserver", "MyApp.Worker")
+local opened = vim.wait(10000, function()
+  return vim.api.nvim_buf_get_name(0):match("worker%.ex$") ~= nil
+end, 20)
+vim.cmd("edit " .. os.getenv("POTION_TEST_FILE"))
+local dump = vim.lsp.buf_request_sync(0, "workspace/executeCommand",
+  { command = "recorder.dump", arguments = {} }, 10000)
+local seen
+for _, r in pairs(dump or {}) do seen = r.result end
+finish({ attached = true, opened = opened, omnifunc = vim.bo.omnifunc, seen = seen })
+"""
+
+
+def test_plugin_sends_settings_and_runs_commands(tmp_path: Path) -> None:
+    server = tmp_path / "recorder.py"
+    server.write_text(RECORDING_SERVER)
+    (tmp_path / "mix.exs").write_text("defmodule MyApp.MixProject do\nend\n")
+    sample = tmp_path / "lib" / "sample.ex"
+    sample.parent.mkdir()
+    sample.write_text("defmodule Sample do\n  def f, do: 1\nend\n")
+    init = tmp_path / "init.lua"
+    init.write_text(
+        f"vim.opt.rtp:prepend({json.dumps(str(PLUGIN))})\n"
+        f"require('potion').setup{{ cmd = {{ {json.dumps(sys.executable)}, {json.dumps(str(server))},"
+        f" {json.dumps(str(tmp_path))} }}, settings = {{ maxTokens = 32 }} }}\n"
+    )
+    driver = tmp_path / "driver.lua"
+    driver.write_text(DRIVER)
+    out = tmp_path / "out.json"
+    env = {
+        "POTION_TEST_OUT": str(out),
+        "POTION_TEST_FILE": str(sample),
+        "HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
+    proc = subprocess.run(
+        ["nvim", "--headless", "-u", str(init), "-c", f"luafile {driver}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.exists(), proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+    assert result["attached"] is True
+    seen = result["seen"]
+    init_options = seen["init"]
+    # Settings keep their defaults where the user set nothing and take the user's values otherwise.
+    assert init_options["maxTokens"] == 32
+    assert init_options["debounceMs"] == 150
+    assert init_options["features"]["inlineCompletion"] is True
+    # Neovim announces the settings after initialize, then :PotionSettings pushes the changes.
+    last = seen["settings"][-1]["potion"]
+    assert last["debounceMs"] == 90 and last["features"]["hover"] is False and last["model"] == "my-model"
+    assert last["maxTokens"] == 32
+    new_module = [c for c in seen["commands"] if c["command"] == "potion.newModule"]
+    assert new_module == [
+        {"command": "potion.newModule", "arguments": [{"kind": "genserver", "module": "MyApp.Worker"}]}
+    ]
+    assert result["opened"] is True  # the created file was opened from the answer's uri
+    # Neovim 0.7-0.10 have no inline completion: AI items come through the omnifunc.
+    if "v0.7" in subprocess.run(["nvim", "--version"], capture_output=True, text=True).stdout:
+        assert result["omnifunc"] == "v:lua.vim.lsp.omnifunc"

@@ -1,0 +1,57 @@
+"""The VS Code extension: its settings agree with the server's shape, and it compiles."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+VSCODE = Path(__file__).resolve().parents[2] / "editors" / "vscode"
+
+
+def _package() -> dict:
+    return json.loads((VSCODE / "package.json").read_text())
+
+
+def test_package_declares_inline_completion_client_and_settings() -> None:
+    package = _package()
+    assert package["main"] == "./out/extension.js"
+    assert package["dependencies"]["vscode-languageclient"].startswith("9.")
+    assert "onLanguage:elixir" in package["activationEvents"]
+    props = package["contributes"]["configuration"]["properties"]
+    for key in ("potion.server.path", "potion.model", "potion.backendUrl", "potion.debounceMs"):
+        assert key in props
+    assert props["potion.debounceMs"]["default"] == 150
+
+
+def test_every_setting_is_read_by_the_extension() -> None:
+    """A setting declared in package.json but never read would silently do nothing."""
+    source = (VSCODE / "src" / "extension.ts").read_text()
+    read = set(re.findall(r'get<\w+(?:\[\])?>\("([\w.]+)"', source))
+    declared = {k.removeprefix("potion.") for k in _package()["contributes"]["configuration"]["properties"]}
+    # trace.server is read by vscode-languageclient itself (client id "potion").
+    assert declared - {"trace.server"} == read
+    assert "registerProposedFeatures()" in source  # without it VS Code never asks for inline completions
+
+
+def test_lockfile_matches_package() -> None:
+    lock = json.loads((VSCODE / "package-lock.json").read_text())
+    root = lock["packages"][""]
+    assert root["dependencies"] == _package()["dependencies"]
+    assert root["devDependencies"] == _package()["devDependencies"]
+
+
+@pytest.mark.slow
+def test_extension_typechecks(tmp_path: Path) -> None:
+    """`npm run compile` in CI; here tsc --noEmit when node_modules is already installed (no network)."""
+    tsc = VSCODE / "node_modules" / ".bin" / "tsc"
+    if not tsc.exists() or shutil.which("node") is None:
+        pytest.skip("run `npm ci` in editors/vscode first")
+    result = subprocess.run(
+        [str(tsc), "-p", str(VSCODE), "--noEmit"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
