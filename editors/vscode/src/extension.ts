@@ -42,7 +42,7 @@ function readSettings(): PotionSettings {
     backendUrl: orNull(c.get<string>("backendUrl")),
     debounceMs: c.get<number>("debounceMs", 150),
     maxTokens: c.get<number>("maxTokens", 64),
-    timeBudgetMs: c.get<number>("timeBudgetMs", 2000),
+    timeBudgetMs: c.get<number>("timeBudgetMs", 5000),
     features: {
       inlineCompletion: c.get<boolean>("features.inlineCompletion", true),
       elixirCompletion: c.get<boolean>("features.elixirCompletion", true),
