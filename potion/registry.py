@@ -120,11 +120,17 @@ def resolve(spec: str | None = None, *, pull: bool = True, progress: bool = Fals
         path = cached_path(model)
         if _sidecar_ok(model, path):
             return path
-        if not pull:
+        if pull:
+            return _pull_registry(model, progress=progress)
+        if not path.exists():
             raise ModelNotFound(
                 f"model {model.name} is not assembled yet", hint=f"run `potion models pull {model.name}`"
             )
-        return _pull_registry(model, progress=progress)
+        # Present but never verified (or touched since): checking it is not fetching it.
+        with _lock(model):
+            _check_file(model, path, progress=progress)
+            _write_sidecar(path, model.sha256)
+        return path
     if is_hf_spec(spec):
         path = download(spec, pull=pull, progress=progress)
         check_gguf(path)
@@ -143,7 +149,7 @@ def pull(name: str, *, progress: bool = True) -> Path:
         path = download(name, pull=True, progress=progress)
         check_gguf(path)
         return path
-    raise _unknown(name)
+    return _local(name)  # nothing to fetch for a file on disk: check it like resolve() does
 
 
 def verify(name: str, *, progress: bool = False) -> Path:
