@@ -42,3 +42,7 @@ class BackendUnavailable(BackendError):
 
 class UnknownFamily(PotionError):
     """The model's family has no FIM template; plain completion is used instead."""
+
+
+class ContextOverflow(BackendError):
+    """A prompt does not fit in the model's context window."""

@@ -1,6 +1,33 @@
 """Inference backends: llama.cpp in-process, OpenAI-compatible HTTP servers, and a scripted fake."""
 
+from __future__ import annotations
+
 from potion.backends.base import Backend, CancelToken, GenerationStats, ModelInfo
 from potion.backends.fake import FakeBackend
+from potion.backends.llamacpp import LlamaCppBackend
+from potion.backends.openai import OpenAIBackend
 
-__all__ = ["Backend", "CancelToken", "FakeBackend", "GenerationStats", "ModelInfo"]
+
+def open_backend(model: str | None = None, *, url: str | None = None, n_ctx: int = 4096) -> Backend:
+    """The backend for a model spec or a server URL. Lazy: no model is loaded until `load()` or a call.
+
+    With `url`, `model` is the name the server knows the model by (optional for llama-server). Otherwise
+    `model` is a registry name, `hf:` spec or local path, resolved (and assembled if needed) to a GGUF.
+    """
+    if url:
+        return OpenAIBackend(url, model=model, n_ctx=n_ctx)
+    from potion import registry  # the registry imports hub machinery the HTTP path never needs
+
+    return LlamaCppBackend(registry.resolve(model), n_ctx=n_ctx)
+
+
+__all__ = [
+    "Backend",
+    "CancelToken",
+    "FakeBackend",
+    "GenerationStats",
+    "LlamaCppBackend",
+    "ModelInfo",
+    "OpenAIBackend",
+    "open_backend",
+]

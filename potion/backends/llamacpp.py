@@ -1,0 +1,311 @@
+"""In-process inference with llama-cpp-python, keeping the KV cache of the previous prompt.
+
+Completions in an editor arrive one keystroke apart and share almost all of their prompt. The high-level
+`Llama.create_completion` hides how much of the prompt it re-evaluates, so this backend drives the
+low-level API itself: tokenize, find the common prefix with the tokens already in the context, drop the KV
+cache past it, evaluate only the rest, then sample token by token. That makes the reuse countable
+(`last_stats.evaluated_prompt_tokens`) and lets cancellation act between prompt chunks and tokens.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from potion.backends.base import CancelToken, GenerationStats, ModelInfo
+from potion.backends.stops import StopMatcher
+from potion.errors import BackendError, BackendUnavailable, ContextOverflow, ModelCorrupt, ModelNotFound
+from potion.prompts import detect_family, fim_tokens
+
+# Prompt tokens are decoded in chunks so that a cancel (the user typed again) is noticed within about a
+# second on two cores, instead of after the whole prompt; 256 costs no measurable throughput.
+PROMPT_CHUNK = 256
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (affinity-aware, unlike os.cpu_count)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"llama-cpp-python is not installed ({exc})",
+            hint="pip install 'potion[llama]', or use --url with a llama-server",
+        ) from exc
+    return llama_cpp
+
+
+class LlamaCppBackend:
+    """A GGUF model run in this process. Lazy: nothing is loaded until `load()` or the first call.
+
+    One generation runs at a time; others wait for the lock. A generator closed early (the consumer
+    stopped iterating) releases the lock and leaves the cache consistent.
+    """
+
+    def __init__(
+        self, model_path: str | os.PathLike[str], *, n_ctx: int = 4096, n_threads: int | None = None
+    ):
+        self.model_path = Path(model_path)
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or cpu_cores()
+        self.last_stats = GenerationStats()
+        self._llm: Any = None
+        self._info: ModelInfo | None = None
+        self._load_lock = threading.Lock()
+        self._gen_lock = threading.Lock()
+        self._gen_owner: int | None = None
+
+    # -- loading -----------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        with self._load_lock:
+            if self._llm is not None:
+                return
+            llama_cpp = _import_llama_cpp()
+            path = self.model_path
+            if not path.is_file():
+                raise ModelNotFound(
+                    f"model file not found: {path}", hint="pass an existing .gguf path or a registry name"
+                )
+            with path.open("rb") as f:
+                if f.read(4) != b"GGUF":
+                    raise ModelCorrupt(
+                        f"{path} is not a GGUF file", hint="re-download or re-export the model"
+                    )
+            try:
+                llm = llama_cpp.Llama(
+                    str(path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    verbose=False,
+                )
+            except (ValueError, RuntimeError) as exc:
+                raise ModelCorrupt(
+                    f"llama.cpp could not load {path}: {exc}",
+                    hint="the file may be truncated or of an unsupported architecture; re-download it",
+                ) from exc
+            self._llm = llm
+            self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
+            self._info = self._read_info(llm)
+
+    def _read_info(self, llm: Any) -> ModelInfo:
+        model = llm._model
+        vocab = (model.token_get_text(i) for i in range(model.n_vocab()))
+        family = detect_family(vocab)
+        metadata = llm.metadata
+        return ModelInfo(
+            name=metadata.get("general.name") or self.model_path.stem,
+            family=family,
+            n_ctx=llm.n_ctx(),
+            fim_tokens=fim_tokens(family),
+            chat_template=metadata.get("tokenizer.chat_template"),
+        )
+
+    @property
+    def info(self) -> ModelInfo:
+        self.load()
+        assert self._info is not None
+        return self._info
+
+    def close(self) -> None:
+        with self._exclusive():
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
+    # -- tokens ------------------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of `text` as part of a prompt (special tokens recognised, no BOS): for budgeting."""
+        self.load()
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def _prompt_tokens(self, text: str) -> list[int]:
+        # add_bos=True means "add the model's special prefix tokens if it wants them" (none for Qwen).
+        tokens = self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        bos = self._llm.token_bos()
+        if len(tokens) > 1 and tokens[0] == tokens[1] == bos:  # a chat template that wrote BOS itself
+            tokens = tokens[1:]
+        return tokens
+
+    def _piece(self, token: int) -> bytes:
+        # Special tokens are rendered so that stop strings such as "<|file_sep|>" can match.
+        buf = ctypes.create_string_buffer(64)
+        llama_cpp = _import_llama_cpp()
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, True)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, True)
+        return buf.raw[:n]
+
+    # -- generation --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._gen_owner == me:
+            raise BackendError(
+                "a previous generation on this thread is still open",
+                hint="exhaust or close() the previous iterator before starting another",
+            )
+        with self._gen_lock:
+            self._gen_owner = me
+            try:
+                yield
+            finally:
+                self._gen_owner = None
+
+    def _reuse_prefix(self, tokens: list[int]) -> int:
+        """Keep the KV cache of the longest common token prefix; return how many tokens it covers."""
+        llm = self._llm
+        cached = llm.input_ids[: llm.n_tokens]
+        n = 0
+        limit = min(len(cached), len(tokens))
+        while n < limit and cached[n] == tokens[n]:
+            n += 1
+        # The logits of the last prompt token are needed to sample, so at least one token is evaluated.
+        n = min(n, len(tokens) - 1)
+        if not llm._ctx.kv_cache_seq_rm(-1, n, -1):
+            llm._ctx.kv_cache_clear()  # a model whose cache cannot be cut (recurrent): start over
+            n = 0
+        llm.n_tokens = n
+        return n
+
+    def _sampler(self, temperature: float) -> Any:
+        from llama_cpp import _internals
+
+        sampler = _internals.LlamaSampler()
+        if temperature <= 0:
+            sampler.add_greedy()
+        else:
+            sampler.add_top_k(40)
+            sampler.add_top_p(0.95, 1)
+            sampler.add_min_p(0.05, 1)
+            sampler.add_temp(temperature)
+            sampler.add_dist(int.from_bytes(os.urandom(4), "little"))
+        return sampler
+
+    def _generate(
+        self,
+        text: str,
+        *,
+        max_tokens: int,
+        stop: Sequence[str],
+        cancel: CancelToken | None,
+        temperature: float,
+    ) -> Iterator[str]:
+        self.load()
+        llama_cpp = _import_llama_cpp()
+        with self._exclusive():
+            llm = self._llm
+            tokens = self._prompt_tokens(text)
+            n_ctx = llm.n_ctx()
+            if not tokens:
+                raise BackendError("empty prompt", hint="give the model some text to continue")
+            if len(tokens) >= n_ctx:
+                raise ContextOverflow(
+                    f"prompt is {len(tokens)} tokens but the context holds {n_ctx}",
+                    hint="shorten the prompt or open the model with a larger n_ctx",
+                )
+            stats = GenerationStats(prompt_tokens=len(tokens))
+            self.last_stats = stats
+            start = self._reuse_prefix(tokens)
+            for i in range(start, len(tokens), PROMPT_CHUNK):
+                if cancel is not None and cancel.is_set():
+                    stats.cancelled = True
+                    return
+                chunk = tokens[i : i + PROMPT_CHUNK]
+                llm.eval(chunk)
+                stats.evaluated_prompt_tokens += len(chunk)
+
+            sampler = self._sampler(temperature)
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            stopper = StopMatcher(stop)
+            try:
+                for _ in range(min(max_tokens, n_ctx - len(tokens))):
+                    if cancel is not None and cancel.is_set():
+                        stats.cancelled = True
+                        return
+                    token = sampler.sample(llm._ctx, -1)
+                    if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                        break
+                    stats.completion_tokens += 1
+                    out = stopper.feed(decoder.decode(self._piece(token)))
+                    if out:
+                        yield out
+                    if stopper.stopped:
+                        return
+                    llm.eval([token])
+                tail = stopper.feed(decoder.decode(b"", final=True))
+                tail += stopper.flush()
+                if tail:
+                    yield tail
+            finally:
+                sampler.close()
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 128,
+        stop: Sequence[str] = (),
+        cancel: CancelToken | None = None,
+        temperature: float = 0.0,
+    ) -> Iterator[str]:
+        return self._generate(
+            prompt, max_tokens=max_tokens, stop=stop, cancel=cancel, temperature=temperature
+        )
+
+    def chat_prompt(self, messages: Sequence[dict[str, str]]) -> tuple[str, list[str]]:
+        """The prompt text for `messages` through the model's own chat template, and its stop strings."""
+        self.load()
+        template = self.info.chat_template
+        eos = self._piece(self._llm.token_eos()).decode("utf-8", "replace")
+        if not template:
+            # No template in the GGUF: a neutral transcript, which any instruct model continues sensibly.
+            lines = [f"{m.get('role', 'user').capitalize()}: {m.get('content', '')}" for m in messages]
+            return "\n".join(lines) + "\nAssistant:", [eos, "\nUser:"]
+        import jinja2
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        bos_id = self._llm.token_bos()
+        bos = self._piece(bos_id).decode("utf-8", "replace") if bos_id >= 0 else ""
+        try:
+            formatted = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)(messages=list(messages))
+        except (jinja2.TemplateError, ValueError, TypeError) as exc:  # raise_exception() is a ValueError
+            raise BackendError(
+                f"the model's chat template rejected the conversation: {exc}",
+                hint="check message roles (system/user/assistant alternate)",
+            ) from exc
+        return formatted.prompt, [eos]
+
+    def chat(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        max_tokens: int = 512,
+        stop: Sequence[str] = (),
+        cancel: CancelToken | None = None,
+        temperature: float = 0.2,
+    ) -> Iterator[str]:
+        prompt, template_stop = self.chat_prompt(messages)
+        return self._generate(
+            prompt,
+            max_tokens=max_tokens,
+            stop=[*template_stop, *stop],
+            cancel=cancel,
+            temperature=temperature,
+        )

@@ -1,0 +1,319 @@
+"""Fill-in-the-middle prompts: one template per model family, chosen from the model's vocabulary.
+
+A completion prompt is built from the text before the cursor (prefix) and after it (suffix), trimmed to a
+token budget at line boundaries: the end of the prefix and the start of the suffix are what the model needs
+most, and the prefix gets the larger share. Families with file-separator tokens (Qwen2.5-Coder, StarCoder2)
+also get other files of the project as repo-level context when the budget allows. A model without FIM tokens
+gets a plain completion of the prefix, never an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from potion.backends.base import ModelInfo
+
+UNKNOWN = "unknown"
+Tokenize = Callable[[str], list[int]]
+
+
+@dataclass(frozen=True)
+class FimTemplate:
+    """The special strings of one family's FIM format.
+
+    order "psm" renders prefix-marker, prefix, suffix-marker, suffix, middle-marker; "spm" (Mistral) puts the
+    suffix first and the model continues right after the prefix. `file_sep`/`repo_name` are set only for
+    families trained on repo-level context.
+    """
+
+    family: str
+    prefix: str
+    suffix: str
+    middle: str
+    order: Literal["psm", "spm"] = "psm"
+    file_sep: str | None = None
+    repo_name: str | None = None
+    stop: tuple[str, ...] = ()
+
+    def markers(self) -> tuple[str, ...]:
+        """Every special string of the format (stripped of the spaces CodeLlama pads them with)."""
+        parts = (self.prefix, self.suffix, self.middle, self.file_sep, self.repo_name, *self.stop)
+        return tuple(dict.fromkeys(p.strip() for p in parts if p and p.strip()))
+
+
+_QWEN_STOP = (
+    "<|endoftext|>",
+    "<|file_sep|>",
+    "<|fim_prefix|>",
+    "<|fim_suffix|>",
+    "<|fim_middle|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|im_end|>",
+)
+
+TEMPLATES: dict[str, FimTemplate] = {
+    t.family: t
+    for t in (
+        FimTemplate(
+            "qwen2.5-coder",
+            "<|fim_prefix|>",
+            "<|fim_suffix|>",
+            "<|fim_middle|>",
+            file_sep="<|file_sep|>",
+            repo_name="<|repo_name|>",
+            stop=_QWEN_STOP,
+        ),
+        # CodeGemma shares Qwen's FIM markers but has its own file separator and end tokens.
+        FimTemplate(
+            "codegemma",
+            "<|fim_prefix|>",
+            "<|fim_suffix|>",
+            "<|fim_middle|>",
+            file_sep="<|file_separator|>",
+            stop=("<|file_separator|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<eos>"),
+        ),
+        # Mistral's tokenizers (Codestral, Devstral) encode FIM as [SUFFIX]suffix[PREFIX]prefix and the
+        # model writes the middle right after the prefix: there is no middle marker.
+        FimTemplate(
+            "codestral",
+            "[PREFIX]",
+            "[SUFFIX]",
+            "",
+            order="spm",
+            stop=("</s>", "[PREFIX]", "[SUFFIX]", "[MIDDLE]"),
+        ),
+        FimTemplate(
+            "starcoder2",
+            "<fim_prefix>",
+            "<fim_suffix>",
+            "<fim_middle>",
+            file_sep="<file_sep>",
+            repo_name="<repo_name>",
+            stop=("<|endoftext|>", "<file_sep>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<fim_pad>"),
+        ),
+        FimTemplate(
+            "starcoder",
+            "<fim_prefix>",
+            "<fim_suffix>",
+            "<fim_middle>",
+            stop=("<|endoftext|>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<fim_pad>"),
+        ),
+        FimTemplate(
+            "deepseek-coder",
+            "<｜fim▁begin｜>",
+            "<｜fim▁hole｜>",
+            "<｜fim▁end｜>",
+            stop=("<｜end▁of▁sentence｜>", "<|EOT|>", "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"),
+        ),
+        # Meta's reference implementation pads the markers with spaces exactly like this.
+        FimTemplate("codellama", "<PRE> ", " <SUF>", " <MID>", stop=("<EOT>", "</s>")),
+    )
+}
+
+# Vocabulary tokens that identify a family, most specific first: CodeGemma and StarCoder2 extend the
+# markers of Qwen and StarCoder, so they are tested before them.
+FAMILY_SIGNATURES: tuple[tuple[str, frozenset[str]], ...] = (
+    ("codegemma", frozenset({"<|fim_prefix|>", "<|file_separator|>"})),
+    ("qwen2.5-coder", frozenset({"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"})),
+    ("codestral", frozenset({"[PREFIX]", "[SUFFIX]"})),
+    ("starcoder2", frozenset({"<fim_prefix>", "<file_sep>"})),
+    ("starcoder", frozenset({"<fim_prefix>", "<fim_suffix>", "<fim_middle>"})),
+    ("deepseek-coder", frozenset({"<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"})),
+    ("codellama", frozenset({"▁<PRE>", "▁<SUF>", "▁<MID>"})),
+    ("codellama", frozenset({"<PRE>", "<SUF>", "<MID>"})),
+)
+_ALL_SIGNATURE_TOKENS = frozenset().union(*(tokens for _, tokens in FAMILY_SIGNATURES))
+
+# Plain completion still has to stop at the usual end-of-text tokens.
+_PLAIN_STOP = ["<|endoftext|>", "</s>", "<|im_end|>", "<|end_of_text|>", "<|eot_id|>"]
+
+
+def detect_family(vocab: Iterable[str]) -> str:
+    """The FIM family of a model from its vocabulary (token strings), or "unknown"."""
+    present = {token for token in vocab if token in _ALL_SIGNATURE_TOKENS}
+    for family, tokens in FAMILY_SIGNATURES:
+        if tokens <= present:
+            return family
+    return UNKNOWN
+
+
+def fim_tokens(family: str) -> dict[str, str]:
+    """The prefix/suffix/middle markers of a family ({} when it has none), for ModelInfo.fim_tokens."""
+    template = TEMPLATES.get(family)
+    if template is None:
+        return {}
+    return {"prefix": template.prefix, "suffix": template.suffix, "middle": template.middle}
+
+
+@dataclass(frozen=True)
+class CompletionPrompt:
+    """A prompt ready for `Backend.complete`, and what of the file it kept."""
+
+    text: str
+    stop: list[str]
+    fim: bool
+    prefix_kept: str
+    suffix_kept: str
+    warning: str | None = None
+    files_kept: list[str] = field(default_factory=list)
+
+
+def _count(tokenize: Tokenize, text: str) -> int:
+    return len(tokenize(text)) if text else 0
+
+
+def _longest_fitting(n: int, fits: Callable[[int], bool]) -> int:
+    """Largest k in [0, n] with fits(k), assuming fits is monotone (true up to some k)."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def keep_tail(text: str, budget: int, tokenize: Tokenize) -> str:
+    """The longest end of `text` within `budget` tokens, cut at a line start when possible.
+
+    Binary search keeps the number of tokenize calls logarithmic: the HTTP backend pays a round trip each.
+    """
+    if budget <= 0 or not text:
+        return ""
+    if _count(tokenize, text) <= budget:
+        return text
+    lines = text.splitlines(keepends=True)
+    k = _longest_fitting(len(lines), lambda k: _count(tokenize, "".join(lines[len(lines) - k :])) <= budget)
+    if k > 0:
+        return "".join(lines[len(lines) - k :])
+    # Even the last line alone is too long: keep its end, character by character.
+    last = lines[-1]
+    c = _longest_fitting(len(last), lambda c: _count(tokenize, last[len(last) - c :]) <= budget)
+    return last[len(last) - c :]
+
+
+def keep_head(text: str, budget: int, tokenize: Tokenize) -> str:
+    """The longest start of `text` within `budget` tokens, cut after a line end when possible."""
+    if budget <= 0 or not text:
+        return ""
+    if _count(tokenize, text) <= budget:
+        return text
+    lines = text.splitlines(keepends=True)
+    k = _longest_fitting(len(lines), lambda k: _count(tokenize, "".join(lines[:k])) <= budget)
+    if k > 0:
+        return "".join(lines[:k])
+    first = lines[0]
+    c = _longest_fitting(len(first), lambda c: _count(tokenize, first[:c]) <= budget)
+    return first[:c]
+
+
+def _scrub(text: str, markers: Sequence[str]) -> str:
+    # A file that contains the model's own control strings (a tokenizer test, say) would otherwise inject
+    # them into the prompt and derail generation.
+    for marker in markers:
+        if marker in text:
+            text = text.replace(marker, "")
+    return text
+
+
+def _split_budget(n_prefix: int, n_suffix: int, available: int) -> tuple[int, int]:
+    """Token allowances for prefix and suffix: the prefix gets three quarters, or whatever the suffix
+    leaves unused, and the other way round."""
+    if n_prefix + n_suffix <= available:
+        return n_prefix, n_suffix
+    suffix_share = available // 4
+    if n_suffix <= suffix_share:
+        return available - n_suffix, n_suffix
+    if n_prefix <= available - suffix_share:
+        return n_prefix, available - n_prefix
+    return available - suffix_share, suffix_share
+
+
+def _render_fim(template: FimTemplate, prefix: str, suffix: str) -> str:
+    if template.order == "spm":
+        return f"{template.suffix}{suffix}{template.prefix}{prefix}{template.middle}"
+    return f"{template.prefix}{prefix}{template.suffix}{suffix}{template.middle}"
+
+
+def _repo_header(template: FimTemplate, repo: str | None) -> str:
+    if template.repo_name and repo:
+        return f"{template.repo_name}{repo}\n"
+    return ""
+
+
+def _file_block(template: FimTemplate, path: str, text: str) -> str:
+    body = text if text.endswith("\n") else text + "\n"
+    return f"{template.file_sep}{path}\n{body}"
+
+
+def completion_prompt(
+    prefix: str,
+    suffix: str,
+    *,
+    info: ModelInfo,
+    tokenize: Tokenize,
+    budget_tokens: int,
+    extra_files: Sequence[tuple[str, str]] = (),
+    path: str | None = None,
+    repo: str | None = None,
+) -> CompletionPrompt:
+    """Build the FIM prompt for the cursor between `prefix` and `suffix`, within `budget_tokens`.
+
+    `extra_files` are (path, text) pairs, most relevant first; they are used only by families with a file
+    separator and only with the tokens the current file leaves over. `repo` names the project for families
+    that have a repo-name token.
+    """
+    template = TEMPLATES.get(info.family)
+    if template is None:
+        kept = keep_tail(prefix, budget_tokens, tokenize)
+        return CompletionPrompt(
+            text=kept,
+            stop=list(_PLAIN_STOP),
+            fim=False,
+            prefix_kept=kept,
+            suffix_kept="",
+            warning=f"model {info.name!r} has no fill-in-the-middle tokens: completing the prefix only",
+        )
+
+    markers = template.markers()
+    prefix, suffix = _scrub(prefix, markers), _scrub(suffix, markers)
+    repo_level = template.file_sep is not None and (path is not None or bool(extra_files))
+    header = _repo_header(template, repo) if repo_level else ""
+    current = f"{template.file_sep}{path or 'untitled'}\n" if repo_level else ""
+
+    overhead = _count(tokenize, header + current + _render_fim(template, "", ""))
+    available = max(budget_tokens - overhead, 0)
+    n_prefix, n_suffix = _count(tokenize, prefix), _count(tokenize, suffix)
+    prefix_budget, suffix_budget = _split_budget(n_prefix, n_suffix, available)
+    prefix_kept = prefix if prefix_budget >= n_prefix else keep_tail(prefix, prefix_budget, tokenize)
+    suffix_kept = suffix if suffix_budget >= n_suffix else keep_head(suffix, suffix_budget, tokenize)
+
+    files_kept: list[str] = []
+    context = ""
+    if repo_level:
+        left = available - _count(tokenize, prefix_kept) - _count(tokenize, suffix_kept)
+        for other_path, other_text in extra_files:
+            if left <= 0:
+                break
+            block_overhead = _count(tokenize, _file_block(template, other_path, ""))
+            text = keep_head(_scrub(other_text, markers), left - block_overhead, tokenize)
+            if not text.strip():
+                continue
+            block = _file_block(template, other_path, text)
+            left -= _count(tokenize, block)
+            context += block
+            files_kept.append(other_path)
+
+    text = header + context + current + _render_fim(template, prefix_kept, suffix_kept)
+    return CompletionPrompt(
+        text=text,
+        stop=list(template.stop),
+        fim=True,
+        prefix_kept=prefix_kept,
+        suffix_kept=suffix_kept,
+        files_kept=files_kept,
+    )
