@@ -1,0 +1,89 @@
+"""Shared fixtures: a private POTION_HOME, and tiny hand-made GGUF files."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def potion_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point POTION_HOME at a temp dir so models, history and telemetry stay out of the real cache."""
+    home = tmp_path / "potion-home"
+    home.mkdir()
+    monkeypatch.setenv("POTION_HOME", str(home))
+    return home
+
+
+def gguf_bytes(
+    metadata: dict[str, Any],
+    tensors: Sequence[tuple[str, Sequence[int], int]] = (),
+    *,
+    version: int = 3,
+    order: str = "<",
+    alignment: int = 32,
+) -> bytes:
+    """A GGUF file: `metadata` typed from its Python values (str, bool, int -> uint32/int64, float ->
+    float32, lists of those), `tensors` as (name, dims, ggml type) with zero-filled data of the right size.
+    """
+
+    def string(s: str) -> bytes:
+        raw = s.encode()
+        return struct.pack(order + "Q", len(raw)) + raw
+
+    def typed(v: Any) -> tuple[int, bytes]:
+        if isinstance(v, bool):
+            return 7, struct.pack(order + "?", v)
+        if isinstance(v, int):
+            if 0 <= v < 2**32:
+                return 4, struct.pack(order + "I", v)
+            return 11, struct.pack(order + "q", v)
+        if isinstance(v, float):
+            return 6, struct.pack(order + "f", v)
+        if isinstance(v, str):
+            return 8, string(v)
+        if isinstance(v, list):
+            items = [typed(x) for x in v]
+            itype = items[0][0] if items else 8
+            return 9, struct.pack(order + "IQ", itype, len(v)) + b"".join(b for _, b in items)
+        raise TypeError(f"no GGUF type for {v!r}")
+
+    sizes = {0: (1, 4), 1: (1, 2), 2: (32, 18), 8: (32, 34), 12: (256, 144), 14: (256, 210)}
+    out = bytearray(b"GGUF" + struct.pack(order + "IQQ", version, len(tensors), len(metadata)))
+    for key, value in metadata.items():
+        vtype, payload = typed(value)
+        out += string(key) + struct.pack(order + "I", vtype) + payload
+    offset = 0
+    data_sizes = []
+    for name, dims, ttype in tensors:
+        count = 1
+        for d in dims:
+            count *= d
+        block, nbytes = sizes[ttype]
+        size = count // block * nbytes
+        out += string(name) + struct.pack(order + "I", len(dims))
+        out += b"".join(struct.pack(order + "Q", d) for d in dims) + struct.pack(order + "IQ", ttype, offset)
+        data_sizes.append(size)
+        offset += -(-size // alignment) * alignment
+    if tensors:
+        out += b"\0" * (-len(out) % alignment)
+        for size in data_sizes:
+            out += b"\0" * (-(-size // alignment) * alignment)
+    return bytes(out)
+
+
+@pytest.fixture
+def make_gguf(tmp_path: Path) -> Callable[..., Path]:
+    """Write a tiny GGUF (see `gguf_bytes`) under tmp_path and return its path."""
+
+    def make(name: str = "tiny.gguf", metadata: dict[str, Any] | None = None, **kwargs: Any) -> Path:
+        meta = {"general.architecture": "tiny", "general.name": "Tiny"} if metadata is None else metadata
+        path = tmp_path / name
+        path.write_bytes(gguf_bytes(meta, **kwargs))
+        return path
+
+    return make
