@@ -62,7 +62,7 @@ local attached = vim.wait(15000, function()
   return c ~= nil and c.initialized
 end, 20)
 if not attached then return finish({ attached = false }) end
-vim.cmd("PotionSettings debounceMs=90 features.hover=false model=my-model")
+vim.cmd("PotionSettings debounceMs=90 hover=false model=my-model")
 require("potion").new_module("genserver", "MyApp.Worker")
 local opened = vim.wait(10000, function()
   return vim.api.nvim_buf_get_name(0):match("worker%.ex$") ~= nil
@@ -114,10 +114,10 @@ def test_plugin_sends_settings_and_runs_commands(tmp_path: Path) -> None:
     # Settings keep their defaults where the user set nothing and take the user's values otherwise.
     assert init_options["maxTokens"] == 32
     assert init_options["debounceMs"] == 150
-    assert init_options["features"]["inlineCompletion"] is True
+    assert init_options["inlineCompletion"] is True
     # Neovim announces the settings after initialize, then :PotionSettings pushes the changes.
     last = seen["settings"][-1]["potion"]
-    assert last["debounceMs"] == 90 and last["features"]["hover"] is False and last["model"] == "my-model"
+    assert last["debounceMs"] == 90 and last["hover"] is False and last["model"] == "my-model"
     assert last["maxTokens"] == 32
     new_module = [c for c in seen["commands"] if c["command"] == "potion.newModule"]
     assert new_module == [

@@ -55,3 +55,30 @@ def test_extension_typechecks(tmp_path: Path) -> None:
         [str(tsc), "-p", str(VSCODE), "--noEmit"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _setting_keys_sent_by_editors() -> dict[str, set[str]]:
+    ts = (VSCODE / "src" / "extension.ts").read_text()
+    interface = ts[ts.index("export interface PotionSettings") :]
+    interface = interface[: interface.index("}")]
+    lua = (VSCODE.parent / "nvim" / "lua" / "potion" / "init.lua").read_text()
+    table = lua[lua.index("local default_settings = {") :]
+    table = table[: table.index("\n}")]
+    return {
+        "vscode": set(re.findall(r"^\s+(\w+): ", interface, re.M)),
+        "nvim": set(re.findall(r"^\s+(\w+) = ", table, re.M)) | {"model", "backendUrl"},
+    }
+
+
+def test_editors_send_only_settings_the_server_reads() -> None:
+    import dataclasses
+
+    from lsp.lifecycle import ServerConfig, _snake, parse_settings
+
+    fields = {f.name for f in dataclasses.fields(ServerConfig)}
+    keys = _setting_keys_sent_by_editors()
+    assert keys["vscode"] == keys["nvim"]
+    for key in keys["vscode"]:
+        assert _snake(key) in fields, key
+    config = parse_settings({"potion": {"debounceMs": 90, "hover": False, "model": None}})
+    assert config.debounce_ms == 90 and config.hover is False and config.model is None

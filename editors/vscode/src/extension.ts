@@ -24,13 +24,12 @@ export interface PotionSettings {
   debounceMs: number;
   maxTokens: number;
   timeBudgetMs: number;
-  features: {
-    inlineCompletion: boolean;
-    elixirCompletion: boolean;
-    hover: boolean;
-    codeActions: boolean;
-    telemetry: boolean;
-  };
+  // Feature switches are flat keys, as the server reads them (`potion.features.*` in VS Code's UI).
+  inlineCompletion: boolean;
+  elixirCompletion: boolean;
+  hover: boolean;
+  codeActions: boolean;
+  telemetry: boolean;
 }
 
 function readSettings(): PotionSettings {
@@ -43,13 +42,11 @@ function readSettings(): PotionSettings {
     debounceMs: c.get<number>("debounceMs", 150),
     maxTokens: c.get<number>("maxTokens", 64),
     timeBudgetMs: c.get<number>("timeBudgetMs", 5000),
-    features: {
-      inlineCompletion: c.get<boolean>("features.inlineCompletion", true),
-      elixirCompletion: c.get<boolean>("features.elixirCompletion", true),
-      hover: c.get<boolean>("features.hover", true),
-      codeActions: c.get<boolean>("features.codeActions", true),
-      telemetry: c.get<boolean>("features.telemetry", true),
-    },
+    inlineCompletion: c.get<boolean>("features.inlineCompletion", true),
+    elixirCompletion: c.get<boolean>("features.elixirCompletion", true),
+    hover: c.get<boolean>("features.hover", true),
+    codeActions: c.get<boolean>("features.codeActions", true),
+    telemetry: c.get<boolean>("features.telemetry", true),
   };
 }
 

@@ -17,13 +17,11 @@ local default_settings = {
   debounceMs = 150,
   maxTokens = 64,
   timeBudgetMs = 5000,
-  features = {
-    inlineCompletion = true,
-    elixirCompletion = true,
-    hover = true,
-    codeActions = true,
-    telemetry = true,
-  },
+  inlineCompletion = true,
+  elixirCompletion = true,
+  hover = true,
+  codeActions = true,
+  telemetry = true,
 }
 
 M.defaults = {
@@ -185,7 +183,7 @@ function M.setup(opts)
     M.new_module(kind, module)
   end, { nargs = "+", desc = "Potion: new OTP module from a scaffold" })
   vim.api.nvim_create_user_command("PotionSettings", function(args)
-    -- :PotionSettings debounceMs=100 maxTokens=32: push new settings to the running server.
+    -- :PotionSettings debounceMs=100 hover=false: push new settings to the running server.
     for _, pair in ipairs(args.fargs) do
       local key, value = pair:match("^([%w_.]+)=(.*)$")
       if key then
