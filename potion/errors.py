@@ -46,3 +46,7 @@ class UnknownFamily(PotionError):
 
 class ContextOverflow(BackendError):
     """A prompt does not fit in the model's context window."""
+
+
+class InvalidSource(PotionError):
+    """A source file given to a command cannot be used: missing, binary, or the position is outside it."""

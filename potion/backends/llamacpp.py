@@ -13,6 +13,7 @@ import codecs
 import ctypes
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,6 +67,7 @@ class LlamaCppBackend:
         self._load_lock = threading.Lock()
         self._gen_lock = threading.Lock()
         self._gen_owner: int | None = None
+        self._active: weakref.ref[Iterator[str]] | None = None
 
     # -- loading -----------------------------------------------------------------------------------
 
@@ -121,6 +123,10 @@ class LlamaCppBackend:
         return self._info
 
     def close(self) -> None:
+        """Free the model. A generation still open on this thread is closed first; other threads' finish."""
+        active = self._active() if self._active is not None else None
+        if active is not None and self._gen_owner == threading.get_ident():
+            active.close()  # type: ignore[attr-defined]
         with self._exclusive():
             if self._llm is not None:
                 self._llm.close()
@@ -302,10 +308,12 @@ class LlamaCppBackend:
         temperature: float = 0.2,
     ) -> Iterator[str]:
         prompt, template_stop = self.chat_prompt(messages)
-        return self._generate(
-            prompt,
-            max_tokens=max_tokens,
-            stop=[*template_stop, *stop],
-            cancel=cancel,
-            temperature=temperature,
+        return self._track(
+            self._generate(
+                prompt,
+                max_tokens=max_tokens,
+                stop=[*template_stop, *stop],
+                cancel=cancel,
+                temperature=temperature,
+            )
         )

@@ -1,0 +1,212 @@
+"""`potion complete FILE --line L --col C`: complete code at a position, streamed to stdout.
+
+The one-shot form of what the language server does on each keystroke, for scripts, demos and debugging
+a model: build the fill-in-the-middle prompt from the file, stream the model's answer token by token.
+Lines and columns are 1-based characters (a tab is one character); the column may be one past the end
+of the line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from potion.backends import Backend, open_backend
+from potion.errors import InvalidSource
+from potion.prompts import CompletionPrompt, completion_prompt
+
+# Prompt room left for the answer's tokens and the template's own, on top of --max-tokens.
+_MARGIN_TOKENS = 16
+
+
+@dataclass
+class CompleteArgs:
+    """The flags of `potion complete`; invalid values raise ValueError naming the flag."""
+
+    file: Path
+    line: int
+    col: int
+    model: str | None = None
+    url: str | None = None
+    max_tokens: int = 128
+    context_tokens: int = 2048
+    n_ctx: int = 4096
+
+    def __post_init__(self) -> None:
+        self.file = Path(self.file)
+        if self.line < 1:
+            raise ValueError(f"--line must be 1 or more (lines are 1-based), got {self.line}")
+        if self.col < 1:
+            raise ValueError(f"--col must be 1 or more (columns are 1-based), got {self.col}")
+        if not 1 <= self.max_tokens <= 4096:
+            raise ValueError(f"--max-tokens must be between 1 and 4096, got {self.max_tokens}")
+        if self.context_tokens < 64:
+            raise ValueError(f"--context-tokens must be at least 64, got {self.context_tokens}")
+        if self.n_ctx < 256:
+            raise ValueError(f"--n-ctx must be at least 256, got {self.n_ctx}")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"--url must start with http:// or https://, got {self.url!r}")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("complete", help="complete code at FILE:LINE:COL, streamed to stdout")
+    p.add_argument("file", type=Path, help="source file")
+    p.add_argument("--line", type=int, required=True, help="1-based line of the cursor")
+    p.add_argument("--col", type=int, required=True, help="1-based column (characters) of the cursor")
+    p.add_argument("--model", default=None, help="registry name, hf: spec or .gguf path (default model)")
+    p.add_argument("--url", default=None, help="OpenAI-compatible server instead of in-process llama.cpp")
+    p.add_argument("--max-tokens", type=int, default=128, help="most tokens to generate (default 128)")
+    p.add_argument(
+        "--context-tokens", type=int, default=2048, help="prompt budget for the file around the cursor"
+    )
+    p.add_argument("--n-ctx", type=int, default=4096, help="context window of the in-process model")
+    p.set_defaults(func=complete_command)
+
+
+def complete_command(ns: argparse.Namespace) -> int:
+    args = CompleteArgs(
+        file=ns.file,
+        line=ns.line,
+        col=ns.col,
+        model=ns.model,
+        url=ns.url,
+        max_tokens=ns.max_tokens,
+        context_tokens=ns.context_tokens,
+        n_ctx=ns.n_ctx,
+    )
+    return complete(args)
+
+
+def complete(args: CompleteArgs, *, backend: Backend | None = None, out: TextIO | None = None) -> int:
+    """Stream the completion at the cursor to `out` (stdout), one flush per piece."""
+    out = out or sys.stdout
+    text = read_source(args.file)
+    prefix, suffix = split_at(text, args.line, args.col, path=args.file)
+    backend = backend or open_backend(args.model, url=args.url, n_ctx=args.n_ctx)
+    try:
+        info = backend.info
+        budget = min(args.context_tokens, info.n_ctx - args.max_tokens - _MARGIN_TOKENS)
+        if budget < 16:
+            raise ValueError(f"--max-tokens {args.max_tokens} leaves no room in a {info.n_ctx}-token context")
+        # A cursor on an indentation-only line: models complete better from the line start and write the
+        # indentation themselves (a prompt ending in spaces splits tokens the way training never did).
+        indent = _trailing_indent(prefix)
+        prompt = completion_prompt(
+            prefix[: len(prefix) - len(indent)],
+            suffix,
+            info=info,
+            tokenize=backend.tokenize,
+            budget_tokens=budget,
+            path=str(args.file),
+        )
+        if prompt.warning:
+            print(f"potion: warning: {prompt.warning}", file=sys.stderr)
+        wrote = ""
+        # closing() ends the model's generation as soon as trimming decides the answer is complete.
+        pieces = backend.complete(prompt.text, max_tokens=args.max_tokens, stop=prompt.stop)
+        try:
+            for piece in trim_completion(pieces, indent=indent, suffix=suffix, prompt=prompt):
+                out.write(piece)
+                out.flush()
+                wrote += piece
+        finally:
+            # Ends the model's generation as soon as trimming decides the answer is complete.
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+        if out.isatty() and not wrote.endswith("\n"):
+            out.write("\n")
+    finally:
+        backend.close()
+    return 0
+
+
+def read_source(path: Path) -> str:
+    """The text of a source file, or a one-line error for a missing, unreadable or binary file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidSource(f"no such file: {path}", hint="check the path") from None
+    except IsADirectoryError:
+        raise InvalidSource(f"{path} is a directory", hint="give a source file") from None
+    except OSError as exc:
+        raise InvalidSource(f"cannot read {path}: {exc.strerror}", hint="check its permissions") from None
+    if b"\0" in data[:8192]:
+        raise InvalidSource(f"{path} is a binary file", hint="give a text source file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidSource(
+            f"{path} is not UTF-8 text (bad byte at offset {exc.start})", hint="convert it to UTF-8"
+        ) from None
+
+
+def split_at(text: str, line: int, col: int, *, path: Path | str = "<text>") -> tuple[str, str]:
+    """Prefix and suffix of `text` around a 1-based line and column (characters, "\\r" not counted)."""
+    lines = text.split("\n")
+    if line > len(lines):
+        raise InvalidSource(
+            f"--line {line} is past the end of {path} ({len(lines)} lines)", hint="check --line"
+        )
+    current = lines[line - 1]
+    width = len(current) - (1 if current.endswith("\r") else 0)
+    if col > width + 1:
+        raise InvalidSource(
+            f"--col {col} is past the end of line {line} of {path} ({width} characters)",
+            hint=f"use --col {width + 1} or less",
+        )
+    offset = sum(len(s) + 1 for s in lines[: line - 1]) + col - 1
+    return text[:offset], text[offset:]
+
+
+def _trailing_indent(prefix: str) -> str:
+    line = prefix[prefix.rfind("\n") + 1 :]
+    return line if line and not line.strip() else ""
+
+
+def trim_completion(
+    pieces: Iterable[str], *, indent: str, suffix: str, prompt: CompletionPrompt
+) -> Iterator[str]:
+    """The model's pieces as they belong after the cursor.
+
+    Drops the indentation the cursor already has (see `complete`), and stops where the model starts to
+    repeat the code after the cursor: FIM models often write the middle and then carry on with the
+    suffix (`end`, the next function) instead of stopping. Lines are held back only while they could
+    still turn out to be that repeat, so output stays streamed.
+    """
+    target = next((s.strip() for s in suffix.split("\n")[1:] if s.strip()), None) if prompt.fim else None
+    pending_indent = indent
+    line = ""  # the current line's text not yet released
+    released = False  # part of the current line already went out: it cannot be the repeat
+    line_no = 0
+
+    def may_repeat() -> bool:
+        return target is not None and line_no > 0 and not released
+
+    for piece in pieces:
+        if pending_indent:
+            taken = 0
+            while taken < min(len(piece), len(pending_indent)) and piece[taken] in " \t":
+                taken += 1
+            if taken < len(piece) or taken == len(pending_indent):
+                piece, pending_indent = piece[taken:], ""
+            else:
+                piece, pending_indent = "", pending_indent[taken:]
+        while piece:
+            newline = piece.find("\n")
+            chunk, piece = (piece, "") if newline < 0 else (piece[: newline + 1], piece[newline + 1 :])
+            line += chunk
+            if line.endswith("\n"):
+                if may_repeat() and line.strip() == target:
+                    return
+                yield line
+                line, released, line_no = "", False, line_no + 1
+            elif not may_repeat() or not target.startswith(line.strip()):
+                yield line
+                line, released = "", True
+    if line and not (may_repeat() and line.strip() == target):
+        yield line
