@@ -50,3 +50,7 @@ class ContextOverflow(BackendError):
 
 class InvalidSource(PotionError):
     """A source file given to a command cannot be used: missing, binary, or the position is outside it."""
+
+
+class ScaffoldError(PotionError):
+    """An OTP scaffold was asked for an unknown kind, an invalid module name or a bad option."""
