@@ -18,7 +18,7 @@ CHUNKS = [b"GGUF" + b"\x03" * 60, b"middle-chunk-" * 7, b"tail"]
 
 
 def make_chunk_dists(site: Path, prefix: str, chunks: list[bytes]) -> tuple[str, ...]:
-    """Fake installed wheels `PREFIX-partN`, each recording `PREFIX_partN/data/partNN.bin` like the real ones."""
+    """Fake installed wheels `PREFIX-partN`, each with `PREFIX_partN/data/partNN.bin` in its RECORD."""
     names = []
     for i, data in enumerate(chunks, start=1):
         dist, pkg = f"{prefix}-part{i}", f"{prefix.replace('-', '_')}_part{i}"
@@ -28,7 +28,8 @@ def make_chunk_dists(site: Path, prefix: str, chunks: list[bytes]) -> tuple[str,
         info = site / f"{pkg}-1.0.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
-        (info / "RECORD").write_text(f"{rel},,\n{pkg}-1.0.dist-info/METADATA,,\n{pkg}-1.0.dist-info/RECORD,,\n")
+        record = [rel, f"{pkg}-1.0.dist-info/METADATA", f"{pkg}-1.0.dist-info/RECORD"]
+        (info / "RECORD").write_text("".join(f"{line},,\n" for line in record))
         names.append(dist)
     importlib.invalidate_caches()
     return tuple(names)
@@ -219,7 +220,9 @@ def test_concurrent_resolves_assemble_once(fake_model, monkeypatch):
 
     monkeypatch.setattr(registry, "_assemble", counting)
     results: list[Path] = []
-    threads = [threading.Thread(target=lambda: results.append(registry.resolve("fake-model"))) for _ in range(3)]
+    threads = [
+        threading.Thread(target=lambda: results.append(registry.resolve("fake-model"))) for _ in range(3)
+    ]
     for t in threads:
         t.start()
     assert inside.wait(10)
