@@ -1,0 +1,79 @@
+"""`potion chat`: the terminal chat, or one answer with `--once`.
+
+Registered through the `potion.commands` entry point. Textual and the backends are imported inside
+`run`, so `potion --help` does not pay for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class ChatArgs:
+    model: str | None
+    url: str | None
+    once: str | None
+    system: str | None
+    max_tokens: int
+    n_ctx: int
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise ValueError(f"--max-tokens must be at least 1, got {self.max_tokens}")
+        if self.n_ctx < 256:
+            raise ValueError(f"--n-ctx must be at least 256, got {self.n_ctx}")
+        if self.max_tokens >= self.n_ctx:
+            raise ValueError(f"--max-tokens ({self.max_tokens}) must be smaller than --n-ctx ({self.n_ctx})")
+        if self.once is not None and not self.once.strip():
+            raise ValueError("--once needs a question (or - to read it from stdin)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "chat",
+        help="chat about Elixir in the terminal",
+        description="A terminal chat for Elixir questions, scaffolds and explanations. Type /help inside.",
+    )
+    parser.add_argument("--model", help="registry model name or GGUF path (default: the default model)")
+    parser.add_argument("--url", help="an OpenAI-compatible server instead of a local model")
+    parser.add_argument(
+        "--once", metavar="QUESTION", help="print one streamed answer and exit (- reads stdin)"
+    )
+    parser.add_argument("--system", help="system prompt for --once")
+    parser.add_argument("--max-tokens", type=int, default=768, help="longest answer in tokens (default 768)")
+    parser.add_argument("--n-ctx", type=int, default=4096, help="context size in tokens (default 4096)")
+    parser.set_defaults(func=run)
+
+
+def run(ns: argparse.Namespace) -> int:
+    args = ChatArgs(ns.model, ns.url, ns.once, ns.system, ns.max_tokens, ns.n_ctx)
+    from potion.backends import open_backend
+
+    def factory(model: str | None, url: str | None):  # noqa: ANN202 - a Backend
+        return open_backend(model, url=url, n_ctx=args.n_ctx)
+
+    if args.once is not None:
+        from tui.once import answer_once
+
+        question = sys.stdin.read() if args.once == "-" else args.once
+        backend = factory(args.model, args.url)
+        try:
+            answer_once(backend, question, system_prompt=args.system, max_tokens=args.max_tokens)
+        finally:
+            backend.close()
+        return 0
+
+    from tui.app import PotionChat
+
+    PotionChat(
+        backend_factory=factory,
+        model=args.model,
+        url=args.url,
+        workdir=Path.cwd(),
+        max_tokens=args.max_tokens,
+    ).run()
+    return 0
