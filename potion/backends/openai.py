@@ -14,7 +14,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -66,6 +69,44 @@ def _status_hint(status: int) -> str:
     if status in (400, 422):
         return "the server rejected the request; check the model name and its context size"
     return "check the server's log"
+
+
+def _shutdown(response: httpx.Response) -> None:
+    # close() from another thread does not wake a recv() blocked on the socket; shutdown() does, and the
+    # reader then sees the stream end.
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed by the server
+            pass
+    else:
+        response.close()
+
+
+@contextmanager
+def _closed_on(cancel: CancelToken | None, response: httpx.Response) -> Iterator[None]:
+    """Close `response` as soon as `cancel` is set, even while a read is blocked waiting for the server
+    (a long prompt being processed): checking only between events would wait for the next one."""
+    if cancel is None:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if cancel.wait(timeout=0.05):
+                if not done.is_set():
+                    _shutdown(response)
+                return
+
+    watcher = threading.Thread(target=watch, name="potion-cancel-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 class OpenAIBackend:
@@ -249,7 +290,7 @@ class OpenAIBackend:
         url = self._url(path)
         finished = False
         try:
-            with self._client.stream("POST", url, json=body) as response:
+            with self._client.stream("POST", url, json=body) as response, _closed_on(cancel, response):
                 if response.status_code >= 400:
                     raise BackendError(
                         f"{url} answered {response.status_code}: {_error_message(response)}",
@@ -284,8 +325,14 @@ class OpenAIBackend:
             raise BackendError(
                 f"{url} stopped answering for {self.timeout:g}s", hint="the server may be overloaded; retry"
             ) from exc
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.StreamClosed) as exc:
+            if cancel is not None and cancel.is_set():  # our own watcher closed the stream
+                stats.cancelled = True
+                return
             raise self._dropped(url) from exc
+        if cancel is not None and cancel.is_set() and not finished:
+            stats.cancelled = True
+            return
         if not finished:
             raise self._dropped(url)
         tail = stopper.flush()
