@@ -59,6 +59,12 @@ class PotionChat(App[None]):
         self.workdir = (workdir or Path.cwd()).resolve()
         self.max_tokens = max_tokens
         self.flush_interval = flush_interval
+        self.notices: list[tuple[str, str]] = []  # (severity, message) of every notification
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information", **kwargs) -> None:  # type: ignore[override]
+        # Keep what the user was told: tests assert on it, and it outlives the toast.
+        self.notices.append((severity, message))
+        super().notify(message, title=title, severity=severity, **kwargs)  # type: ignore[arg-type]
 
     # -- startup --------------------------------------------------------------------------------------
 

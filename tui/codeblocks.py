@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from markdown_it import MarkdownIt
 
+from potion.scaffolds import module_path
 from tui.history import Session, StoredMessage
 
 _PARSER = MarkdownIt("commonmark")
@@ -43,8 +44,7 @@ def suggested_filename(block: CodeBlock, index: int) -> str:
     """A file name for a saved block: `lib/<module>.ex` for a defmodule, else `snippet-N.<ext>`."""
     m = re.search(r"^\s*defmodule\s+([A-Z][\w.]*)", block.code, re.M)
     if m and block.language in ("elixir", "ex", ""):
-        parts = [re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", p).lower() for p in m.group(1).split(".")]
-        return "lib/" + "/".join(parts) + ".ex"
+        return module_path(m.group(1))  # Macro.underscore rules: HTTPCache -> http_cache
     return f"snippet-{index + 1}{_EXTENSIONS.get(block.language, '.txt')}"
 
 
