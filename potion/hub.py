@@ -19,11 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from potion.errors import ModelDownloadError, ModelNotFound
 
 HF_PREFIX = "hf:"
 DEFAULT_ENDPOINT = "https://huggingface.co"
+_PROBE_TIMEOUT_S = 5.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -83,17 +85,42 @@ def hub_cache_dir() -> Path:
 
 
 def download(spec: str | HfSpec, *, pull: bool = True, progress: bool = False) -> Path:
-    """The local path of a hub GGUF, downloading it (with resume) unless `pull` is False.
+    """The local path of a hub GGUF, downloading it unless `pull` is False.
 
     With `pull=False` only the cache is consulted: ModelNotFound if the file is not there yet.
-    Network and hub failures become ModelDownloadError; an incomplete download is never returned
-    (huggingface_hub keeps it as `*.incomplete` next to its blobs and resumes it next time).
+    Network and hub failures become ModelDownloadError. huggingface_hub resumes a dropped transfer
+    within the call (Range requests) and deletes its temp file if it gives up, so an incomplete
+    download is never returned nor left looking like the model.
     """
     hf = spec if isinstance(spec, HfSpec) else parse_hf_spec(spec)
     import huggingface_hub
     from huggingface_hub import errors as hf_errors
 
     url = endpoint()
+    offline_env = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    offline = not pull or offline_env or _hub_unreachable(hf, url)
+    if offline and pull:
+        # A cached copy still serves; otherwise fail now rather than after the library's ~23 s of
+        # back-off retries, which cannot help when nothing answers at all.
+        try:
+            cached = huggingface_hub.hf_hub_download(
+                hf.repo_id,
+                hf.filename,
+                revision=hf.revision,
+                cache_dir=hub_cache_dir(),
+                local_files_only=True,
+            )
+        except hf_errors.LocalEntryNotFoundError:
+            if offline_env:
+                raise ModelDownloadError(
+                    f"HF_HUB_OFFLINE is set and {hf} is not in the hub cache",
+                    hint="unset HF_HUB_OFFLINE to download it, or pass the path of a local .gguf file",
+                ) from None
+            raise ModelDownloadError(
+                f"cannot reach the Hugging Face hub at {url} to fetch {hf}",
+                hint="download the file and pass its path, or set HF_ENDPOINT",
+            ) from None
+        return Path(cached)
     try:
         path = huggingface_hub.hf_hub_download(
             hf.repo_id,
@@ -101,7 +128,7 @@ def download(spec: str | HfSpec, *, pull: bool = True, progress: bool = False) -
             revision=hf.revision,
             cache_dir=hub_cache_dir(),
             endpoint=url,
-            local_files_only=not pull,
+            local_files_only=offline,
             tqdm_class=_RichTqdm if progress else _SilentTqdm,  # type: ignore[arg-type]
         )
     except hf_errors.LocalEntryNotFoundError as exc:
@@ -133,16 +160,30 @@ def download(spec: str | HfSpec, *, pull: bool = True, progress: bool = False) -
         status = getattr(getattr(exc, "response", None), "status_code", "?")
         raise ModelDownloadError(
             f"downloading {hf} from {url} failed (HTTP {status})",
-            hint="run the command again to resume, or download the file and pass its path",
+            hint="check the connection and run the command again, or download the file and pass its path",
         ) from exc
     except (OSError, *_transport_errors()) as exc:
         # Dropped connections after huggingface_hub's own retries, consistency checks, full disks.
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelDownloadError(
             f"downloading {hf} from {url} failed: {reason}",
-            hint="run the command again to resume, or download the file and pass its path",
+            hint="check the connection and run the command again, or download the file and pass its path",
         ) from exc
     return Path(path)
+
+
+def _hub_unreachable(hf: HfSpec, url: str) -> bool:
+    """True when nothing answers at the hub endpoint (refused, DNS failure, timeout): a quick probe."""
+    import httpx
+
+    rev = quote(hf.revision or "main", safe="")
+    try:
+        httpx.head(f"{url}/{hf.repo_id}/resolve/{rev}/{quote(hf.filename)}", timeout=_PROBE_TIMEOUT_S)
+    except (httpx.ConnectError, httpx.TimeoutException, httpx.UnsupportedProtocol):
+        return True
+    except httpx.HTTPError:
+        return False  # it answered, if oddly: let huggingface_hub report the details
+    return False
 
 
 def cached_sha256(path: Path) -> str | None:
