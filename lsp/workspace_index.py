@@ -1,0 +1,422 @@
+"""What the language server knows about Elixir code: the workspace, its `deps/`, open buffers, stdlib.
+
+One `WorkspaceIndex` per server answers "which functions does `Mod` have, with what spec and doc" for
+completion, hover and code actions. Sources, in the order a name is looked up:
+
+1. open documents (the editor's unsaved text), re-analysed lazily: a change only marks the buffer
+   dirty, the next query re-parses it, so typing never pays for a parse per keystroke;
+2. `.ex`/`.exs` files of the workspace folders, scanned once on a background thread;
+3. `deps/*/lib` of those folders (same scan);
+4. the Elixir standard library from `potion.elixir.docs.load_stdlib_index()` (shipped data).
+
+Everything is keyed by module name; the first source that defines a module wins for its moduledoc,
+and functions merge so a module split across files still lists all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lsp.context import uri_path
+from potion.elixir import SourceAnalysis, analyze
+from potion.elixir.docs import DocsIndex, FunctionDoc, load_stdlib_index
+from potion.elixir.model import FunctionDef, ModuleDef
+
+if TYPE_CHECKING:
+    from lsp.server import PotionServer
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("open", "workspace", "deps", "stdlib")
+# Folders never worth parsing: build output, VCS, JS, and tests of dependencies.
+_SKIP_DIRS = frozenset(
+    {"_build", ".git", ".elixir_ls", ".lexical", ".expert", "node_modules", "priv", "cover"}
+)
+MAX_FILES = 5000
+MAX_FILE_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """One function (all its arities) of a module, as completion and hover show it."""
+
+    module: str
+    name: str
+    arities: tuple[int, ...]
+    kind: str  # def, defmacro, defp, ...
+    signature: str  # `map(enumerable, fun)`
+    spec: str | None  # without `@spec`; several specs joined with newlines
+    doc: str | None
+    source: str  # one of SOURCES
+    path: str | None = None
+    line: int | None = None  # 0-based line of the first clause
+
+    @property
+    def public(self) -> bool:
+        return self.kind in ("def", "defmacro", "defguard", "defdelegate")
+
+    @property
+    def label(self) -> str:
+        """`name/arity`, or `name/1..3` for default arguments."""
+        low, high = self.arities[0], self.arities[-1]
+        return f"{self.name}/{low}" if low == high else f"{self.name}/{low}..{high}"
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    name: str
+    moduledoc: str | None
+    source: str
+    path: str | None = None
+    line: int | None = None
+
+
+def function_info(fn: FunctionDef, source: str, path: str | None) -> FunctionInfo:
+    return FunctionInfo(
+        module=fn.module,
+        name=fn.name,
+        arities=tuple(fn.arities),
+        kind=fn.kind,
+        signature=fn.signature(),
+        spec=fn.spec,
+        doc=None if fn.doc_hidden else fn.doc,
+        source=source,
+        path=path,
+        line=fn.line,
+    )
+
+
+class WorkspaceIndex:
+    """Modules and functions of the workspace, deps, open buffers and stdlib; safe across threads."""
+
+    def __init__(self, roots: Sequence[str | Path] = (), *, stdlib: bool | DocsIndex = True) -> None:
+        """`stdlib`: True loads the shipped stdlib docs index when first needed, False uses none, a
+        DocsIndex (tests) is used as it is."""
+        self.roots = [Path(r) for r in roots]
+        self._lock = threading.RLock()
+        # path -> (source kind, modules defined there), for files on disk.
+        self._files: dict[str, tuple[str, list[ModuleDef]]] = {}
+        # uri -> analysis of an open buffer; None when dirty (re-analysed on the next query).
+        self._open: dict[str, SourceAnalysis | None] = {}
+        self._open_text: dict[str, Callable[[], str]] = {}  # uri -> the buffer's current text
+        self._by_module: dict[str, list[tuple[str, str, ModuleDef]]] | None = None  # rebuilt lazily
+        self._want_stdlib = stdlib is not False
+        self._stdlib: DocsIndex | None = None if isinstance(stdlib, bool) else stdlib
+        self._stdlib_tried = not isinstance(stdlib, bool)
+        self.scanned = threading.Event()
+        self._scan_thread: threading.Thread | None = None
+
+    # -- filling ------------------------------------------------------------------------------------
+
+    def scan(self) -> int:
+        """Analyse every Elixir file under the roots (workspace code and deps); returns the count."""
+        count = 0
+        for path, kind in self._elixir_files():
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                log.info("skipping %s: %s", path, exc)
+                continue
+            analysis = analyze(data, path=str(path))
+            with self._lock:
+                self._files[str(path)] = (kind, analysis.modules)
+                self._by_module = None
+            count += 1
+        self.scanned.set()
+        return count
+
+    def scan_in_background(self) -> None:
+        """Start `scan` (and the stdlib load) on a daemon thread, once."""
+        with self._lock:
+            if self._scan_thread is not None:
+                return
+            self._scan_thread = threading.Thread(target=self._background, name="potion-index", daemon=True)
+        self._scan_thread.start()
+
+    def _background(self) -> None:
+        try:
+            self._stdlib_index()
+            log.info("indexed %d Elixir files", self.scan())
+        except Exception:  # a broken index must not take the server down; features degrade
+            log.exception("workspace scan failed")
+            self.scanned.set()
+
+    def _elixir_files(self) -> Iterable[tuple[Path, str]]:
+        seen = 0
+        for root in self.roots:
+            for dirpath, dirnames, filenames in os.walk(root):
+                rel = Path(dirpath).relative_to(root).parts
+                in_deps = "deps" in rel
+                # Inside deps/<name>/ only lib/ matters: tests and configs of dependencies are noise.
+                if in_deps:
+                    depth = rel.index("deps")
+                    below = rel[depth + 1 :]
+                    if len(below) == 1:
+                        dirnames[:] = [d for d in dirnames if d == "lib"]
+                dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+                for name in sorted(filenames):
+                    if not name.endswith((".ex", ".exs")):
+                        continue
+                    path = Path(dirpath) / name
+                    try:
+                        if path.stat().st_size > MAX_FILE_BYTES:
+                            continue
+                    except OSError:
+                        continue
+                    yield path, "deps" if in_deps else "workspace"
+                    seen += 1
+                    if seen >= MAX_FILES:
+                        log.warning("workspace index stops at %d files", MAX_FILES)
+                        return
+
+    def open_document(self, uri: str, text_of: Callable[[], str]) -> None:
+        """Track an open buffer; `text_of()` returns its current text when the index needs it."""
+        with self._lock:
+            self._open_text[uri] = text_of
+            self._open[uri] = None
+            self._by_module = None
+
+    def changed(self, uri: str) -> None:
+        with self._lock:
+            if uri in self._open:
+                self._open[uri] = None
+                self._by_module = None
+
+    def close_document(self, uri: str) -> None:
+        """Back to the file on disk (re-read: the buffer may have been saved, or discarded)."""
+        with self._lock:
+            self._open.pop(uri, None)
+            self._open_text.pop(uri, None)
+            self._by_module = None
+        path = uri_path(uri)
+        if path and Path(path).is_file() and self._under_roots(Path(path)):
+            self.reload_file(path)
+
+    def reload_file(self, path: str | Path) -> None:
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            with self._lock:
+                self._files.pop(str(path), None)
+                self._by_module = None
+            return
+        kind = "deps" if "deps" in path.parts else "workspace"
+        analysis = analyze(data, path=str(path))
+        with self._lock:
+            self._files[str(path)] = (kind, analysis.modules)
+            self._by_module = None
+
+    def _under_roots(self, path: Path) -> bool:
+        return any(path.is_relative_to(root) for root in self.roots)
+
+    # -- queries ------------------------------------------------------------------------------------
+
+    def analysis(self, uri: str) -> SourceAnalysis | None:
+        """The current analysis of an open buffer (re-parsed if it changed), or None if not open."""
+        with self._lock:
+            if uri not in self._open:
+                return None
+            cached = self._open[uri]
+            text_of = self._open_text[uri]
+        if cached is not None:
+            return cached
+        analysis = analyze(text_of(), path=uri_path(uri))
+        with self._lock:
+            if uri in self._open:
+                self._open[uri] = analysis
+                self._by_module = None
+        return analysis
+
+    def _modules(self) -> dict[str, list[tuple[str, str, ModuleDef]]]:
+        for uri in list(self._open):
+            self.analysis(uri)  # re-analyse dirty buffers first (outside the lock)
+        with self._lock:
+            if self._by_module is not None:
+                return self._by_module
+            table: dict[str, list[tuple[str, str, ModuleDef]]] = {}
+            open_paths = set()
+            for uri, analysis in self._open.items():
+                if analysis is None:
+                    continue
+                path = uri_path(uri) or uri
+                open_paths.add(path)
+                for mod in analysis.modules:
+                    table.setdefault(mod.name, []).append(("open", path, mod))
+            for kind in ("workspace", "deps"):
+                for path, (file_kind, modules) in self._files.items():
+                    if file_kind != kind or path in open_paths:
+                        continue  # an open buffer replaces its file on disk
+                    for mod in modules:
+                        table.setdefault(mod.name, []).append((kind, path, mod))
+            self._by_module = table
+            return table
+
+    def _stdlib_index(self) -> DocsIndex | None:
+        if not self._want_stdlib:
+            return None
+        with self._lock:
+            if self._stdlib_tried:
+                return self._stdlib
+            self._stdlib_tried = True
+        try:
+            index: DocsIndex | None = load_stdlib_index()
+        except Exception as exc:  # missing or unreadable data: hover/completion of stdlib are off
+            log.warning("Elixir stdlib docs index unavailable: %s", exc)
+            index = None
+        with self._lock:
+            self._stdlib = index
+        return index
+
+    def module(self, name: str) -> ModuleInfo | None:
+        entries = self._modules().get(name)
+        if entries:
+            source, path, mod = entries[0]
+            doc = next((m.moduledoc for _, _, m in entries if m.moduledoc and not m.moduledoc_hidden), None)
+            return ModuleInfo(name, doc, source, path, mod.line)
+        stdlib = self._stdlib_index()
+        entry = stdlib.module(name) if stdlib is not None else None
+        if entry is None:
+            return None
+        return ModuleInfo(entry.name, entry.doc, "stdlib")
+
+    def module_def(self, name: str) -> ModuleDef | None:
+        """The analysed definition of a workspace/deps/open module (not stdlib), first one found."""
+        entries = self._modules().get(name)
+        return entries[0][2] if entries else None
+
+    def functions(self, module: str, *, public_only: bool = True) -> list[FunctionInfo]:
+        """Functions of `module`, sorted by name; from the code if we have it, else from stdlib docs."""
+        entries = self._modules().get(module)
+        out: dict[tuple[str, tuple[int, ...]], FunctionInfo] = {}
+        if entries:
+            for source, path, mod in entries:
+                for fn in mod.functions:
+                    if public_only and not fn.public:
+                        continue
+                    if fn.doc_hidden and public_only:
+                        continue
+                    out.setdefault((fn.name, tuple(fn.arities)), function_info(fn, source, path))
+        else:
+            stdlib = self._stdlib_index()
+            if stdlib is not None:
+                for entry in stdlib.functions(module):
+                    info = _stdlib_function(entry)
+                    out.setdefault((info.name, info.arities), info)
+        return sorted(out.values(), key=lambda f: (f.name, f.arities))
+
+    def function(self, module: str, name: str, arity: int | None = None) -> list[FunctionInfo]:
+        """Every arity of `module.name` (or just the one covering `arity`)."""
+        found = [
+            f
+            for f in self.functions(module, public_only=False)
+            if f.name == name and (arity is None or arity in f.arities)
+        ]
+        return found
+
+    def module_names(self, prefix: str = "") -> list[str]:
+        """Known module names starting with `prefix` (workspace, deps, open buffers, stdlib)."""
+        names = {n for n in self._modules() if n.startswith(prefix)}
+        stdlib = self._stdlib_index()
+        if stdlib is not None:
+            names.update(n for n in stdlib.modules if n.startswith(prefix))
+        return sorted(names)
+
+
+def _stdlib_function(entry: FunctionDoc) -> FunctionInfo:
+    return FunctionInfo(
+        module=entry.module,
+        name=entry.name,
+        arities=tuple(entry.arities),
+        kind="defmacro" if entry.kind == "macro" else "def",
+        signature=entry.signature,
+        spec=entry.spec,
+        doc=entry.doc,
+        source="stdlib",
+    )
+
+
+# -- the server's index ------------------------------------------------------------------------------
+
+_ATTACH_LOCK = threading.Lock()
+
+
+def index_for(server: PotionServer) -> WorkspaceIndex:
+    """The server's index, created and subscribed to document events on first use."""
+    with _ATTACH_LOCK:
+        index = getattr(server, "workspace_index", None)
+        if isinstance(index, WorkspaceIndex):
+            return index
+        index = WorkspaceIndex()
+        server.workspace_index = index  # type: ignore[attr-defined]
+
+    def on_document(event: str, uri: str) -> None:
+        _ensure_scanning(server, index)
+        if event == "open":
+            index.open_document(uri, lambda: _text(server, uri))
+        elif event == "change":
+            index.changed(uri)
+        elif event == "save":
+            index.changed(uri)
+            path = uri_path(uri)
+            if path:
+                index.reload_file(path)  # the saved file is what deps and other buffers see on disk
+        elif event == "close":
+            index.close_document(uri)
+
+    server.add_document_listener(on_document)
+    # Documents opened before the index existed (features register before any didOpen, but be safe).
+    try:
+        open_uris = list(server.workspace.text_documents)
+    except RuntimeError:  # not initialized yet
+        open_uris = []
+    for uri in open_uris:
+        index.open_document(uri, lambda uri=uri: _text(server, uri))
+    return index
+
+
+def document_analysis(server: PotionServer, uri: str) -> SourceAnalysis | None:
+    """The analysis of an open document through the server's index (None if it is not open)."""
+    index = index_for(server)
+    analysis = index.analysis(uri)
+    if analysis is None and server.document(uri) is not None:
+        index.open_document(uri, lambda: _text(server, uri))
+        analysis = index.analysis(uri)
+    return analysis
+
+
+def position_encoding(server: PotionServer) -> str:
+    """The negotiated position encoding as `potion.elixir` names it (UTF-16 unless agreed otherwise)."""
+    value = server.workspace.position_encoding
+    value = getattr(value, "value", value) or "utf-16"
+    return value if value in ("utf-8", "utf-16", "utf-32") else "utf-16"
+
+
+def _text(server: PotionServer, uri: str) -> str:
+    document = server.document(uri)
+    return document.source if document is not None else ""
+
+
+def _ensure_scanning(server: PotionServer, index: WorkspaceIndex) -> None:
+    """Roots are known only after `initialize`: start the scan at the first document event."""
+    if index._scan_thread is not None:
+        return
+    roots: list[str] = []
+    try:
+        workspace = server.workspace
+    except RuntimeError:
+        return
+    for folder in workspace.folders.values():
+        path = uri_path(folder.uri)
+        if path:
+            roots.append(path)
+    if not roots and workspace.root_path:
+        roots.append(workspace.root_path)
+    index.roots = [Path(r) for r in roots if Path(r).is_dir()]
+    index.scan_in_background()

@@ -1,0 +1,157 @@
+"""The workspace index: workspace files, deps, open buffers and stdlib docs, merged by module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lsp.workspace_index import WorkspaceIndex
+from potion.elixir.docs import build_index
+
+WORKER = """defmodule MyApp.Worker do
+  @moduledoc "Does the work."
+
+  @doc "Runs a job."
+  @spec run(term) :: :ok
+  def run(job), do: job && :ok
+
+  def retry(job, times \\\\ 3), do: {job, times}
+
+  @doc false
+  def internal, do: :hidden
+
+  defp secret, do: :s
+end
+"""
+DEP = """defmodule Jason do
+  @doc "Encodes."
+  def encode(value, opts \\\\ []), do: {value, opts}
+end
+"""
+
+
+def make_project(root: Path) -> Path:
+    (root / "lib" / "my_app").mkdir(parents=True)
+    (root / "lib" / "my_app" / "worker.ex").write_text(WORKER)
+    (root / "deps" / "jason" / "lib").mkdir(parents=True)
+    (root / "deps" / "jason" / "lib" / "jason.ex").write_text(DEP)
+    # A dependency's tests and the build folder are never indexed.
+    (root / "deps" / "jason" / "test").mkdir()
+    (root / "deps" / "jason" / "test" / "jason_test.exs").write_text("defmodule JasonTest do\nend\n")
+    (root / "_build" / "dev").mkdir(parents=True)
+    (root / "_build" / "dev" / "junk.ex").write_text("defmodule Junk do\nend\n")
+    return root
+
+
+def test_scan_indexes_workspace_and_deps_lib_only(tmp_path: Path) -> None:
+    index = WorkspaceIndex([make_project(tmp_path)], stdlib=False)
+    assert index.scan() == 2
+    assert index.scanned.is_set()
+    assert index.module_names("") == ["Jason", "MyApp.Worker"]
+    worker = index.module("MyApp.Worker")
+    assert worker is not None and worker.moduledoc == "Does the work." and worker.source == "workspace"
+    assert index.module("Jason").source == "deps"
+    # Public, documented functions only; `@doc false` and private ones are not offered.
+    assert [f.label for f in index.functions("MyApp.Worker")] == ["retry/1..2", "run/1"]
+    run = index.function("MyApp.Worker", "run")[0]
+    assert (run.spec, run.doc, run.signature, run.line) == ("run(term) :: :ok", "Runs a job.", "run(job)", 5)
+    assert index.function("MyApp.Worker", "retry", 1) and index.function("MyApp.Worker", "retry", 2)
+    assert index.function("MyApp.Worker", "retry", 4) == []
+    assert [f.name for f in index.functions("MyApp.Worker", public_only=False)] == [
+        "internal",
+        "retry",
+        "run",
+        "secret",
+    ]
+
+
+def test_open_buffer_replaces_its_file_and_reanalyses_lazily(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    index = WorkspaceIndex([root], stdlib=False)
+    index.scan()
+    path = root / "lib" / "my_app" / "worker.ex"
+    text = {"now": WORKER.replace("def retry", "def again")}
+    parses = []
+
+    def current() -> str:
+        parses.append(1)
+        return text["now"]
+
+    index.open_document(path.as_uri(), current)
+    assert [f.name for f in index.functions("MyApp.Worker")] == ["again", "run"]
+    assert index.module("MyApp.Worker").source == "open"
+    index.functions("MyApp.Worker")
+    assert len(parses) == 1  # unchanged buffer: no second parse
+    text["now"] = "defmodule MyApp.Worker do\n  def only, do: 1\nend\n"
+    index.changed(path.as_uri())
+    assert len(parses) == 1  # a change only marks the buffer dirty
+    assert [f.name for f in index.functions("MyApp.Worker")] == ["only"]
+    assert len(parses) == 2
+    # Closing the buffer goes back to what is on disk.
+    index.close_document(path.as_uri())
+    assert [f.name for f in index.functions("MyApp.Worker")] == ["retry", "run"]
+
+
+def test_buffer_with_syntax_errors_still_lists_what_parsed(tmp_path: Path) -> None:
+    index = WorkspaceIndex(stdlib=False)
+    index.open_document(
+        "file:///x/broken.ex", lambda: "defmodule Broken do\n  def ok(a), do: a\n  def half(\n"
+    )
+    assert "ok" in [f.name for f in index.functions("Broken")]
+
+
+def test_stdlib_fills_in_modules_the_workspace_lacks(tmp_path: Path) -> None:
+    src = tmp_path / "stdlib"
+    src.mkdir()
+    (src / "enum.ex").write_text(
+        'defmodule Enum do\n  @moduledoc "Enumerables."\n  @doc "Maps."\n'
+        "  @spec map(t, fun) :: list\n  def map(enumerable, fun), do: {enumerable, fun}\n"
+        '  @doc "Guard-ish."\n  defmacro is_thing(x), do: x\nend\n'
+    )
+    stdlib = build_index([src])
+    index = WorkspaceIndex([make_project(tmp_path / "proj")], stdlib=stdlib)
+    index.scan()
+    assert index.module("Enum").moduledoc == "Enumerables."
+    assert index.module("Enum").source == "stdlib"
+    map_fn = index.function("Enum", "map", 2)[0]
+    assert (map_fn.spec, map_fn.doc, map_fn.source, map_fn.label) == (
+        "map(t, fun) :: list",
+        "Maps.",
+        "stdlib",
+        "map/2",
+    )
+    assert index.function("Enum", "is_thing")[0].kind == "defmacro"
+    assert index.module_names("E") == ["Enum"]
+    assert index.module_names("MyApp") == ["MyApp.Worker"]
+
+
+def test_shipped_stdlib_index_is_used_by_default() -> None:
+    index = WorkspaceIndex()
+    if not index.function("Enum", "map"):
+        pytest.skip("the stdlib docs index is not built in this checkout")
+    assert "GenServer" in index.module_names("Gen")
+    assert index.function("Enum", "map", 2)[0].spec
+
+
+def test_unreadable_and_huge_files_are_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lsp.workspace_index as wi
+
+    root = make_project(tmp_path)
+    (root / "lib" / "big.ex").write_text("defmodule Big do\nend\n" + "# x\n" * 400)
+    monkeypatch.setattr(wi, "MAX_FILE_BYTES", 1000)
+    index = WorkspaceIndex([root], stdlib=False)
+    index.scan()
+    assert index.module("Big") is None and index.module("MyApp.Worker") is not None
+    # A file that vanished after the scan is dropped on reload, not an error.
+    (root / "lib" / "my_app" / "worker.ex").unlink()
+    index.reload_file(root / "lib" / "my_app" / "worker.ex")
+    assert index.module("MyApp.Worker") is None
+
+
+def test_background_scan_sets_scanned(tmp_path: Path) -> None:
+    index = WorkspaceIndex([make_project(tmp_path)], stdlib=False)
+    index.scan_in_background()
+    index.scan_in_background()  # idempotent
+    assert index.scanned.wait(10)
+    assert index.module("Jason") is not None
