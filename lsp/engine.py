@@ -1,0 +1,288 @@
+"""The completion engine: debounce, cancellation, one generation at a time, time budget, cache.
+
+It is plain asyncio + one worker thread, tested without a transport. The language server awaits
+`CompletionEngine.suggest` on its event loop; the model runs on the engine's single worker thread, so the
+loop keeps reading messages (a newer keystroke, `$/cancelRequest`) while a suggestion is generated.
+
+- Debounce: a request waits `debounce_ms`; if a newer one arrived meanwhile it answers None at once.
+- Cancellation: a newer request, or the awaiting task being cancelled (pygls cancels it on
+  `$/cancelRequest`), sets the running generation's CancelToken; the backend stops between tokens.
+- One generation at a time: the worker pool has one thread; a generation superseded while queued never runs.
+- Time budget: generation stops after `time_budget_ms` and the partial text is post-processed.
+- Cache: by prompt text (same cursor state again), and type-through: a user typing the characters of a
+  shown suggestion gets the rest of it without a generation, before any debounce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from lsp.postprocess import CursorContext, cursor_context, postprocess, should_stop
+from potion.backends import Backend, CancelToken
+from potion.errors import PotionError
+from potion.prompts import completion_prompt
+
+log = logging.getLogger(__name__)
+
+# Characters of prefix/suffix handed to the prompt builder per prompt token: enough for any tokenizer
+# (Elixir averages ~3.5 chars a token) while keeping tokenization of a 5 MB file bounded.
+_CHARS_PER_TOKEN = 6
+_TAIL = 256  # characters of prefix/suffix that identify a cursor state in the type-through cache
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    debounce_ms: int = 150
+    max_tokens: int = 64
+    time_budget_ms: int = 5000
+    prompt_tokens: int = 512  # token budget of the FIM prompt (current file + extra files)
+    extra_context_chars: int = 1500  # at most this much of other files' chunks goes into the prompt
+    cache_size: int = 256
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    uri: str
+    prefix: str  # document text before the cursor
+    suffix: str  # document text after the cursor
+    path: str | None = None
+    extra_files: Sequence[tuple[str, str]] = ()
+
+
+@dataclass
+class Suggestion:
+    text: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    cache_hit: bool = False
+    latency_ms: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    timed_out: bool = False
+
+
+@dataclass
+class EngineStats:
+    requests: int = 0
+    cache_hits: int = 0
+    generations: int = 0  # generations that started on the worker
+    superseded: int = 0  # requests answered None because a newer one came during the debounce
+    cancelled: int = 0  # generations stopped by a newer request or $/cancelRequest
+    errors: int = 0
+
+
+@dataclass
+class _Shown:
+    """A suggestion as shown at a cursor state, for the type-through cache."""
+
+    uri: str
+    prefix_len: int
+    prefix_tail: str
+    suffix_head: str
+    text: str
+
+
+class TypeThroughCache:
+    """Suggestions by cursor state; also answers for a cursor that typed into a shown suggestion."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, int, str, str], _Shown] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def store(self, request: CompletionRequest, text: str) -> None:
+        entry = _Shown(
+            request.uri, len(request.prefix), request.prefix[-_TAIL:], request.suffix[:_TAIL], text
+        )
+        key = (entry.uri, entry.prefix_len, entry.prefix_tail, entry.suffix_head)
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def lookup(self, request: CompletionRequest) -> str | None:
+        """The rest of a cached suggestion for this cursor state, or None."""
+        n = len(request.prefix)
+        head = request.suffix[:_TAIL]
+        with self._lock:
+            entries = list(reversed(self._entries.values()))
+        for e in entries:
+            typed = n - e.prefix_len
+            if e.uri != request.uri or e.suffix_head != head or not 0 <= typed < len(e.text):
+                continue
+            if typed == 0:
+                if request.prefix.endswith(e.prefix_tail):
+                    return e.text
+                continue
+            if request.prefix.endswith(e.prefix_tail + e.text[:typed]):
+                return e.text[typed:]
+        return None
+
+
+class CompletionEngine:
+    """Suggestions for cursor states, one generation at a time on a worker thread."""
+
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        *,
+        backend: Backend | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self.backend = backend
+        self.on_error = on_error
+        self.stats = EngineStats()
+        self.cache = TypeThroughCache(self.config.cache_size)
+        self._prompt_cache: OrderedDict[str, str] = OrderedDict()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="potion-generate")
+        self._latest = 0
+        self._current: CancelToken | None = None
+        self._lock = threading.Lock()
+        self.busy = threading.Event()  # set while the worker generates (tests, bench)
+
+    def configure(self, config: EngineConfig) -> None:
+        self.config = config
+        self.cache.size = config.cache_size
+
+    def clear_cache(self) -> None:
+        """Forget cached suggestions (the model changed)."""
+        self.cache = TypeThroughCache(self.config.cache_size)
+        with self._lock:
+            self._prompt_cache.clear()
+
+    def cancel_running(self) -> None:
+        with self._lock:
+            if self._current is not None:
+                self._current.set()
+
+    async def suggest(self, request: CompletionRequest) -> Suggestion | None:
+        """The suggestion for a cursor state, or None when superseded, cancelled or without a model.
+
+        Raises asyncio.CancelledError when the awaiting task is cancelled; the generation stops too.
+        """
+        started = time.perf_counter()
+        self.stats.requests += 1
+        cached = self.cache.lookup(request)
+        if cached is not None:
+            self.stats.cache_hits += 1
+            return Suggestion(cached, cache_hit=True, latency_ms=(time.perf_counter() - started) * 1000)
+        self._latest += 1
+        seq = self._latest
+        self.cancel_running()  # whatever runs was for an older cursor state
+        if self.config.debounce_ms > 0:
+            await asyncio.sleep(self.config.debounce_ms / 1000)
+        if seq != self._latest:
+            self.stats.superseded += 1
+            return None
+        backend = self.backend
+        if backend is None:
+            return None
+        token = CancelToken()
+        with self._lock:
+            self._current = token
+        ctx = cursor_context(request.prefix, request.suffix)
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._generate, backend, request, ctx, token)
+        try:
+            suggestion = await future
+        except asyncio.CancelledError:
+            token.set()
+            self.stats.cancelled += 1
+            raise
+        finally:
+            with self._lock:
+                if self._current is token:
+                    self._current = None
+        if suggestion is None:
+            return None
+        if token.is_set():
+            self.stats.cancelled += 1
+            return None
+        suggestion.latency_ms = (time.perf_counter() - started) * 1000
+        if suggestion.text:
+            self.cache.store(request, suggestion.text)
+        return suggestion
+
+    def _generate(
+        self, backend: Backend, request: CompletionRequest, ctx: CursorContext, cancel: CancelToken
+    ) -> Suggestion | None:
+        """Runs on the worker thread: build the prompt, stream tokens, stop early, post-process."""
+        if cancel.is_set():
+            return None
+        try:
+            window = self.config.prompt_tokens * _CHARS_PER_TOKEN
+            prompt = completion_prompt(
+                request.prefix[-window:],
+                request.suffix[:window],
+                info=backend.info,
+                tokenize=backend.tokenize,
+                budget_tokens=self.config.prompt_tokens,
+                extra_files=request.extra_files,
+                path=request.path,
+            )
+            with self._lock:
+                hit = self._prompt_cache.get(prompt.text)
+            if hit is not None:
+                self.stats.cache_hits += 1
+                return Suggestion(hit, cache_hit=True)
+            self.stats.generations += 1
+            self.busy.set()
+            deadline = time.monotonic() + self.config.time_budget_ms / 1000
+            raw = ""
+            timed_out = False
+            pieces = backend.complete(
+                prompt.text, max_tokens=self.config.max_tokens, stop=prompt.stop, cancel=cancel
+            )
+            for piece in pieces:
+                raw += piece
+                if cancel.is_set():
+                    return None
+                if "\n" in piece and should_stop(raw, ctx):
+                    break
+                if time.monotonic() > deadline:
+                    timed_out = True
+                    break
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()  # lets the backend finish its bookkeeping for a generation we stopped early
+            if cancel.is_set():
+                return None
+            text = postprocess(raw, ctx)
+            stats = backend.last_stats
+            with self._lock:
+                self._prompt_cache[prompt.text] = text
+                while len(self._prompt_cache) > self.config.cache_size:
+                    self._prompt_cache.popitem(last=False)
+            return Suggestion(
+                text,
+                prompt_tokens=stats.prompt_tokens,
+                completion_tokens=stats.completion_tokens,
+                timed_out=timed_out,
+            )
+        except PotionError as exc:
+            self.stats.errors += 1
+            log.warning("generation failed: %s", exc.user_message())
+            if self.on_error is not None:
+                self.on_error(exc)
+            return None
+        except Exception as exc:  # a backend bug must not take the language server down with it
+            self.stats.errors += 1
+            log.exception("generation crashed")
+            if self.on_error is not None:
+                self.on_error(exc)
+            return None
+        finally:
+            self.busy.clear()
+
+    def close(self) -> None:
+        self.cancel_running()
+        self._executor.shutdown(wait=False, cancel_futures=True)

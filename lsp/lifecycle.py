@@ -1,0 +1,203 @@
+"""Settings and model lifecycle of the language server.
+
+Settings come from `initializationOptions` and `workspace/didChangeConfiguration`, either flat or under a
+`potion` section, in snake_case or camelCase (`debounceMs`, as VS Code settings are written). A bad value
+is reported in one line and the previous settings stay.
+
+The model loads on a background thread after `initialized`, reporting `$/progress`; until it is ready the
+AI features answer empty at once and everything else works. If it fails to load, one `window/showMessage`
+says why and the server goes on without AI.
+
+Tests and demos without a model use `"backend": "fake"`: a scripted `FakeBackend` configured by the
+`fake` section (`responses`: list of strings answered in turn, `token_delay_ms`, `load_delay_ms`,
+`load_error`). It is never chosen unless a client asks for it by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from lsp.engine import EngineConfig
+from lsp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lsp.server import PotionServer
+    from potion.backends import Backend
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "fake")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    model: str | None = None  # registry name, hf:OWNER/REPO/FILE.gguf or a path; None: the default model
+    backend_url: str | None = None  # an OpenAI-compatible server (llama-server, vLLM, Ollama) instead
+    backend: str = "auto"  # "auto": backend_url or llama.cpp in-process; "fake": scripted (tests)
+    n_ctx: int = 4096
+    debounce_ms: int = 150
+    max_tokens: int = 64
+    time_budget_ms: int = 5000
+    prompt_tokens: int = 512
+    inline_completion: bool = True
+    elixir_completion: bool = True
+    hover: bool = True
+    code_actions: bool = True
+    telemetry: bool = True
+    fake: dict[str, Any] = field(default_factory=dict)
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(
+            debounce_ms=self.debounce_ms,
+            max_tokens=self.max_tokens,
+            time_budget_ms=self.time_budget_ms,
+            prompt_tokens=self.prompt_tokens,
+        )
+
+    def model_key(self) -> tuple:
+        """What identifies the loaded model: a change in any of these reloads it."""
+        return (self.backend, self.model, self.backend_url, self.n_ctx, repr(sorted(self.fake.items())))
+
+
+_LIMITS = {
+    "n_ctx": (256, 1 << 20),
+    "debounce_ms": (0, 10_000),
+    "max_tokens": (1, 4096),
+    "time_budget_ms": (50, 600_000),
+    "prompt_tokens": (32, 1 << 20),
+}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def parse_settings(options: Any, base: ServerConfig | None = None) -> ServerConfig:
+    """A ServerConfig from client settings on top of `base`. Raises ConfigError naming a bad setting."""
+    base = base or ServerConfig()
+    if options is None:
+        return base
+    if not isinstance(options, dict):
+        raise ConfigError(
+            f"settings must be an object, got {type(options).__name__}", hint="see docs/editors.md"
+        )
+    if isinstance(options.get("potion"), dict):
+        options = options["potion"]
+    known = {f.name: f for f in dataclasses.fields(ServerConfig)}
+    changes: dict[str, Any] = {}
+    for raw_key, value in options.items():
+        key = _snake(str(raw_key))
+        if key not in known:
+            log.info("ignoring unknown setting %r", raw_key)
+            continue
+        default = getattr(ServerConfig(), key)
+        if key in ("model", "backend_url"):
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"setting {raw_key!r} must be a string, got {value!r}")
+            value = value or None
+        elif key == "backend":
+            if value not in BACKENDS:
+                raise ConfigError(f"setting {raw_key!r} must be one of {', '.join(BACKENDS)}, got {value!r}")
+        elif key == "fake":
+            if not isinstance(value, dict):
+                raise ConfigError(f"setting {raw_key!r} must be an object, got {value!r}")
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"setting {raw_key!r} must be true or false, got {value!r}")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+                raise ConfigError(f"setting {raw_key!r} must be a whole number, got {value!r}")
+            low, high = _LIMITS[key]
+            if not low <= value <= high:
+                raise ConfigError(f"setting {raw_key!r} must be between {low} and {high}, got {value!r}")
+            value = int(value)
+        changes[key] = value
+    return dataclasses.replace(base, **changes)
+
+
+def make_backend(config: ServerConfig) -> Backend:
+    """The backend the settings ask for; nothing is loaded yet."""
+    if config.backend == "fake":
+        from potion.backends import FakeBackend
+        from potion.errors import BackendError
+
+        fake = config.fake
+        error = fake.get("load_error")
+        backend = FakeBackend(
+            list(fake.get("responses") or [""]),
+            token_delay=float(fake.get("token_delay_ms", 0)) / 1000,
+            load_error=BackendError(str(error)) if error else None,
+        )
+        delay = float(fake.get("load_delay_ms", 0)) / 1000
+        if delay:
+            original = backend.load
+
+            def slow_load() -> None:
+                time.sleep(delay)  # stands in for reading a GGUF from disk
+                original()
+
+            backend.load = slow_load  # type: ignore[method-assign]
+        return backend
+    from potion.backends import open_backend
+
+    return open_backend(config.model, url=config.backend_url, n_ctx=config.n_ctx)
+
+
+class ModelLoader:
+    """Loads the configured backend on a background thread and hands it to the server when ready."""
+
+    def __init__(self, server: PotionServer) -> None:
+        self.server = server
+        self._generation = 0
+        self._lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def start(self, config: ServerConfig) -> None:
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+        self.server.set_backend(None)
+        self.thread = threading.Thread(
+            target=self._load, args=(config, generation), name="potion-load-model", daemon=True
+        )
+        self.thread.start()
+
+    def _current(self, generation: int) -> bool:
+        with self._lock:
+            return generation == self._generation
+
+    def _load(self, config: ServerConfig, generation: int) -> None:
+        server = self.server
+        token = f"potion-load-{uuid.uuid4().hex[:8]}"
+        name = config.model or ("fake" if config.backend == "fake" else "the default model")
+        server.progress_begin(token, "Potion", f"loading {config.backend_url or name}")
+        started = time.monotonic()
+        try:
+            backend = make_backend(config)
+            backend.load()
+        except Exception as exc:  # any failure: say why once, keep serving the non-AI features
+            message = exc.user_message() if hasattr(exc, "user_message") else f"{type(exc).__name__}: {exc}"
+            log.error("model failed to load: %s", message)
+            if self._current(generation):
+                server.progress_end(token, "model failed to load")
+                server.show_message(
+                    f"Potion: the model could not be loaded: {message}. AI completions are off; hover, "
+                    "Elixir completions and scaffolds still work.",
+                    types.MessageType.Error,
+                )
+            return
+        if not self._current(generation):
+            backend.close()  # the settings changed while it loaded
+            return
+        server.set_backend(backend)
+        log.info("model ready in %.1fs", time.monotonic() - started)
+        server.progress_end(token, f"{backend.info.name} ready")

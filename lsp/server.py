@@ -1,0 +1,337 @@
+"""The Potion language server: state, document sync, settings and lifecycle.
+
+Each LSP feature lives in its own module under `lsp.features` with a `register(server)`; this module
+holds what they share: settings (`config`), the model (`backend`, None until `model_ready` is set), the
+completion `engine`, `telemetry`, the ring buffer of recent chunks, and the pygls workspace.
+
+Document sync handlers are registered here, once: pygls allows one handler per notification, so other
+parts (the workspace index) subscribe with `add_document_listener` instead of registering their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import FeatureRequestError, JsonRpcException
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+from pygls.workspace import TextDocument
+
+from lsp.context import RecentChunks, uri_path
+from lsp.engine import CompletionEngine, CompletionRequest
+from lsp.lifecycle import ModelLoader, ServerConfig, parse_settings
+from lsp.telemetry import Telemetry
+from potion import __version__
+from potion.backends import Backend
+from potion.errors import PotionError
+
+log = logging.getLogger(__name__)
+
+DocumentListener = Callable[[str, str], None]  # (event: open|change|save|close, uri)
+
+STATUS = "potion/status"
+ACCEPTED_COMMAND = "potion.accepted"
+
+
+class _Answered:
+    """A message that was already answered with an error while it was being decoded."""
+
+    jsonrpc = "2.0"
+
+
+class PotionProtocol(LanguageServerProtocol):
+    """pygls' protocol, hardened against bad input.
+
+    - A request whose params do not fit the method's schema gets an InvalidParams error response
+      (pygls would drop it, leaving the client waiting forever).
+    - `didChange` for a document that was never opened is ignored with a log line (pygls raises).
+    """
+
+    def structure_message(self, data: dict[str, Any]):
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                msg_id = data["id"]
+                if isinstance(msg_id, int | str) and not isinstance(msg_id, bool):
+                    self._send_response(msg_id, error=exc.to_response_error())
+                    return _Answered()
+            raise
+
+    def handle_message(self, message):
+        if isinstance(message, _Answered):
+            return
+        if not hasattr(message, "jsonrpc"):  # valid JSON that is no JSON-RPC message (a bare list, ...)
+            raise json.JSONDecodeError("not a JSON-RPC message", str(message)[:40], 0)
+        return super().handle_message(message)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        uri = params.text_document.uri
+        if uri not in self.workspace.text_documents:
+            log.warning("didChange for %s, which was never opened: ignored", uri)
+            return
+        for change in params.content_changes:
+            try:
+                self.workspace.update_text_document(params.text_document, change)
+            except (IndexError, ValueError) as exc:  # a range outside the document
+                log.warning("bad change to %s ignored: %s", uri, exc)
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+
+def document_split(document: TextDocument, position: types.Position) -> tuple[str, str]:
+    """The text before and after `position`, clamping a position past the end of a line or the file.
+
+    Walks to the line with `str.find` rather than splitting the whole source: a 5 MB file stays cheap.
+    """
+    source = document.source
+    start = 0
+    for _ in range(max(0, position.line)):
+        nxt = source.find("\n", start)
+        if nxt < 0:
+            return source, ""
+        start = nxt + 1
+    end = source.find("\n", start)
+    line = source[start : len(source) if end < 0 else end].rstrip("\r")
+    units = document.position_codec.impl.code_units_for_char
+    counted = 0
+    index = 0
+    for char in line:
+        if counted >= position.character:
+            break
+        counted += units(char)
+        index += 1
+    offset = start + index
+    return source[:offset], source[offset:]
+
+
+class PotionServer(LanguageServer):
+    """The language server and the state its features share."""
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        super().__init__("potion", __version__, protocol_cls=PotionProtocol, max_workers=4)
+        self.config = config or ServerConfig()
+        self.backend: Backend | None = None
+        self.model_ready = threading.Event()
+        self.engine = CompletionEngine(self.config.engine_config(), on_error=self._generation_failed)
+        self.telemetry: Telemetry | None = None
+        self.recent = RecentChunks()
+        self.loader = ModelLoader(self)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._listeners: list[DocumentListener] = []
+        self._generation_error_shown = False
+
+    # -- state shared with the features -------------------------------------------------------------
+
+    def add_document_listener(self, listener: DocumentListener) -> None:
+        """Call `listener(event, uri)` after each didOpen/didChange/didSave/didClose."""
+        self._listeners.append(listener)
+
+    def document(self, uri: str) -> TextDocument | None:
+        """An open document, or None (never reads an unopened file from disk)."""
+        return self.workspace.text_documents.get(uri)
+
+    def client_has_inline_completion(self) -> bool:
+        caps = self.client_capabilities.text_document if self.client_capabilities else None
+        return caps is not None and caps.inline_completion is not None
+
+    def completion_request(self, uri: str, position: types.Position) -> CompletionRequest | None:
+        document = self.document(uri)
+        if document is None:
+            return None
+        prefix, suffix = document_split(document, position)
+        extra = self.recent.extra_files(uri, max_chars=self.engine.config.extra_context_chars)
+        return CompletionRequest(uri, prefix, suffix, path=uri_path(uri), extra_files=extra)
+
+    def set_backend(self, backend: Backend | None) -> None:
+        old = self.backend
+        self.backend = backend
+        self.engine.backend = backend
+        self.engine.clear_cache()
+        if backend is None:
+            self.model_ready.clear()
+        else:
+            self.model_ready.set()
+        if old is not None and old is not backend:
+            self.engine.cancel_running()
+            old.close()
+
+    def apply_settings(self, options: Any) -> None:
+        """Apply client settings; a bad one is reported and the previous settings stay."""
+        try:
+            new = parse_settings(options, self.config)
+        except PotionError as exc:
+            self.show_message(f"Potion: {exc.user_message()}", types.MessageType.Error)
+            return
+        old, self.config = self.config, new
+        self.engine.configure(new.engine_config())
+        if new.telemetry and self.telemetry is None:
+            self._open_telemetry()
+        # Before `initialized` nothing is loading yet: the first load starts there, with these settings.
+        if new.model_key() != old.model_key() and self.loader.thread is not None:
+            self.loader.start(new)
+
+    # -- messages that may come from worker threads ------------------------------------------------
+
+    def _on_loop(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run `fn` on the event loop: writes to stdout must not interleave between threads."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        try:
+            if running is loop:
+                fn(*args)
+            else:
+                loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop closed while shutting down
+            log.debug("dropped a message after shutdown")
+
+    def show_message(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        self._on_loop(self.window_show_message, types.ShowMessageParams(type=kind, message=message))
+
+    def progress_begin(self, token: str, title: str, message: str) -> None:
+        def begin() -> None:
+            window = self.client_capabilities.window if self.client_capabilities else None
+            if not (window and window.work_done_progress):
+                return
+            self.work_done_progress.create(token)
+            self.work_done_progress.begin(
+                token, types.WorkDoneProgressBegin(title=title, message=message, cancellable=False)
+            )
+
+        self._on_loop(begin)
+
+    def progress_end(self, token: str, message: str) -> None:
+        def end() -> None:
+            if token in self.work_done_progress.tokens:
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+
+        self._on_loop(end)
+
+    def _generation_failed(self, exc: Exception) -> None:
+        if self._generation_error_shown:
+            return  # one message, not one per keystroke
+        self._generation_error_shown = True
+        text = exc.user_message() if isinstance(exc, PotionError) else f"{type(exc).__name__}: {exc}"
+        self.show_message(f"Potion: generation failed: {text}", types.MessageType.Warning)
+
+    def _open_telemetry(self) -> None:
+        try:
+            self.telemetry = Telemetry()
+        except PotionError as exc:
+            self.show_message(f"Potion: {exc.user_message()}", types.MessageType.Warning)
+
+    def report_server_error(self, error: Exception, source) -> None:
+        """Bad JSON gets a ParseError response (id null); other errors are logged, not popped up."""
+        if source is JsonRpcException and isinstance(error, ValueError):  # JSONDecodeError, bad UTF-8
+            self.protocol._send_data(
+                {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": f"Parse error: {error}"}}
+            )
+            return
+        if source is FeatureRequestError:
+            return  # the error response already told the client
+        log.error("server error (%s): %s", getattr(source, "__name__", source), error)
+
+    def close(self) -> None:
+        self.engine.close()
+        if self.backend is not None:
+            self.backend.close()
+        if self.telemetry is not None:
+            self.telemetry.close()
+
+
+def register_core(server: PotionServer) -> None:
+    """Lifecycle, settings, document sync, status and the acceptance command."""
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: PotionServer, params: types.InitializeParams) -> None:
+        ls.loop = asyncio.get_running_loop()
+        ls.apply_settings(params.initialization_options)
+        if ls.config.telemetry and ls.telemetry is None:
+            ls._open_telemetry()
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: PotionServer, params: types.InitializedParams) -> None:
+        ls.loader.start(ls.config)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(ls: PotionServer, params: types.DidChangeConfigurationParams) -> None:
+        ls.apply_settings(params.settings)
+
+    def notify(event: str, uri: str) -> None:
+        for listener in server._listeners:
+            try:
+                listener(event, uri)
+            except Exception:  # one broken listener must not stop document sync for the others
+                log.exception("document listener failed on %s %s", event, uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: PotionServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.recent.note(params.text_document.uri, params.text_document.text, 0)
+        notify("open", params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: PotionServer, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        document = ls.document(uri)
+        if document is not None and params.content_changes:
+            change = params.content_changes[-1]
+            line = (
+                change.range.start.line if isinstance(change, types.TextDocumentContentChangePartial) else 0
+            )
+            ls.recent.note(uri, document.source, line)
+        notify("change", uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: PotionServer, params: types.DidSaveTextDocumentParams) -> None:
+        notify("save", params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: PotionServer, params: types.DidCloseTextDocumentParams) -> None:
+        notify("close", params.text_document.uri)
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: PotionServer, params: None) -> None:
+        ls.close()
+
+    @server.feature(STATUS)
+    def status(ls: PotionServer, params: Any) -> dict[str, Any]:
+        """Model readiness and engine counters (for the demo, the benchmark and curious users)."""
+        stats = ls.engine.stats
+        return {
+            "model_ready": ls.model_ready.is_set(),
+            "model": ls.backend.info.name if ls.backend is not None else None,
+            "requests": stats.requests,
+            "generations": stats.generations,
+            "cache_hits": stats.cache_hits,
+            "superseded": stats.superseded,
+            "cancelled": stats.cancelled,
+            "errors": stats.errors,
+        }
+
+    @server.command(ACCEPTED_COMMAND)
+    def accepted(ls: PotionServer, *args: Any) -> None:
+        """Sent by the client when the user accepts a suggestion (the item's `command`)."""
+        if ls.telemetry is not None and args and isinstance(args[0], str):
+            ls.telemetry.accepted(args[0])
+
+
+def create_server(config: ServerConfig | None = None) -> PotionServer:
+    from lsp import features
+
+    server = PotionServer(config)
+    register_core(server)
+    features.register_all(server)
+    return server
