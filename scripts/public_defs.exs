@@ -26,7 +26,7 @@ defmodule PublicDefs do
   defp walk({kind, _, [name | rest]}, mod) when kind in [:defmodule, :defprotocol] do
     case module_name(name, mod) do
       nil -> :ok
-      full -> open(full, rest)
+      full -> open(full, rest, mod)
     end
   end
 
@@ -34,7 +34,7 @@ defmodule PublicDefs do
     opts = Enum.flat_map(rest, fn r -> if is_list(r), do: r, else: [] end)
     targets = Keyword.get(opts, :for, {:__MODULE__, [], nil})
     targets = if is_list(targets), do: targets, else: [targets]
-    proto_name = module_name(proto, nil)
+    proto_name = expand(module_name(proto, nil), mod)
 
     for t <- targets, proto_name != nil, tn = module_name(t, mod, false), tn != nil do
       open(proto_name <> "." <> tn, rest)
@@ -53,6 +53,20 @@ defmodule PublicDefs do
     end
   end
 
+  # Aliases matter for `defimpl Proto` (a nested or aliased protocol): track them per module.
+  defp walk({:alias, _, [{:__aliases__, _, parts} = ast | opts]}, mod) when mod != nil do
+    if Enum.all?(parts, &is_atom/1) do
+      full = expand(module_name(ast, mod, false), mod)
+      short =
+        case opts do
+          [[as: {:__aliases__, _, [as]}]] -> Atom.to_string(as)
+          _ -> full |> String.split(".") |> List.last()
+        end
+
+      Process.put({:alias, mod, short}, full)
+    end
+  end
+
   defp walk({kind, _, _}, _mod) when kind in @private, do: :ok
   defp walk({kind, _, _}, _mod) when kind in @public, do: :ok
 
@@ -68,8 +82,13 @@ defmodule PublicDefs do
   defp walk(list, mod) when is_list(list), do: Enum.each(list, &walk(&1, mod))
   defp walk(_, _), do: :ok
 
-  defp open(full, rest) do
+  defp open(full, rest, parent \\ nil) do
     IO.puts("M\t#{full}")
+
+    if parent != nil and String.starts_with?(full, parent <> ".") do
+      head = full |> String.replace_prefix(parent <> ".", "") |> String.split(".") |> hd()
+      Process.put({:alias, parent, head}, parent <> "." <> head)
+    end
 
     Enum.each(rest, fn
       opts when is_list(opts) -> opts |> Keyword.get(:do) |> walk(full)
@@ -98,6 +117,19 @@ defmodule PublicDefs do
 
   defp module_name({:__MODULE__, _, _}, parent, _nest), do: parent
   defp module_name(_, _, _), do: nil
+
+  # `Bar.Baz` where `Bar` is an alias visible in `mod`.
+  defp expand(nil, _mod), do: nil
+  defp expand(name, nil), do: name
+
+  defp expand(name, mod) do
+    [head | rest] = String.split(name, ".")
+
+    case Process.get({:alias, mod, head}) do
+      nil -> name
+      full -> Enum.join([full | rest], ".")
+    end
+  end
 
   defp join([]), do: nil
   defp join(parts), do: Enum.join(parts, ".")

@@ -162,6 +162,7 @@ class _Walker:
         self._pending: dict[int, _Pending] = {}
         self._functions: dict[tuple[int, str, int], FunctionDef] = {}
         self._consumed: set[int] = set()
+        self._broken: set[int] = set()  # modules whose subtree has syntax errors
 
     # -- helpers ---------------------------------------------------------------------------------------
     def text(self, node: Node) -> str:
@@ -297,14 +298,20 @@ class _Walker:
             i += 1
         stack.extend(reversed(items))
 
+    def open_end(self, end: int) -> int:
+        """A span recovered from an ERROR (no `end` yet) runs on over trailing whitespace, so a cursor
+        on the blank lines after `x +` is still inside it."""
+        return len(self.data) if not self.data[end:].strip() else end
+
     def new_module(self, name: str, kind: str, start: Node, end: Node, parent: ModuleDef | None) -> ModuleDef:
+        end_byte = self.open_end(end.end_byte) if end.type == "ERROR" else end.end_byte
         module = ModuleDef(
             name=name,
             kind=kind,
             line=start.start_point[0],
             end_line=end.end_point[0],
             start_byte=start.start_byte,
-            end_byte=end.end_byte,
+            end_byte=end_byte,
             parent=parent.name if parent else None,
         )
         self.modules.append(module)
@@ -338,6 +345,7 @@ class _Walker:
                     body, end = [sibling], sibling
         if kw == "defimpl":
             proto = self.module_name(first, None, False)
+            proto = self.resolve(parent, proto) if proto and parent is not None else proto
             target = options.get("for")
             targets = target.named_children if target is not None and target.type == "list" else [target]
             for t in targets:
@@ -352,6 +360,8 @@ class _Walker:
         if name is None:
             return
         module = self.new_module(name, kw, node, end, parent)
+        if node.has_error or end is not node:
+            self._broken.add(id(module))
         if body and body[0].type == "ERROR" and body[0].id in self._consumed:
             self.recover(body[0], module, stack)
             return
@@ -367,6 +377,7 @@ class _Walker:
         else:
             args = node
             start_byte, end_byte, end_node = end
+            end_byte = self.open_end(end_byte)
             start_node = node
         pending = self._pending.setdefault(id(mod), _Pending())
         head = args.named_children[0] if args is not None and args.named_child_count else None
@@ -399,8 +410,9 @@ class _Walker:
             if pending.deprecated is not None:
                 fn.deprecated = pending.deprecated
         self._pending[id(mod)] = _Pending()
-        # A def whose own subtree has errors may have swallowed the definitions after it: look inside.
-        if body is not None and end is None and node.has_error:
+        # In a module with syntax errors a def may have swallowed the definitions after it (a missing
+        # `end` makes tree-sitter nest them): look inside its body too.
+        if body is not None and end is None and (node.has_error or id(mod) in self._broken):
             block = _child_of_type(node, "do_block")
             if block is not None:
                 body.extend((c, mod, None) for c in reversed(block.named_children))
