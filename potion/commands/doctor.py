@@ -118,9 +118,11 @@ def check_model(spec: str | None = None) -> Check:
         meta = read_metadata(path, keys={"general.architecture", "general.name"})
     except PotionError as exc:
         return Check(name, False, exc.message, hint=exc.hint)
-    size_mb = path.stat().st_size / 1e6
+    size = path.stat().st_size
+    shown = f"{size / 1e6:,.0f} MB" if size >= 1e6 else f"{size:,} bytes"
     arch = meta.get("general.architecture", "unknown architecture")
-    return Check(name, True, f"{path} ({size_mb:,.0f} MB, {arch}, verified)")
+    how = "sha256 verified" if spec is None or spec in registry.MODELS else "GGUF header checked"
+    return Check(name, True, f"{path} ({shown}, {arch}, {how})")
 
 
 def check_elixir() -> Check:

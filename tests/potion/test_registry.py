@@ -10,11 +10,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import gguf_bytes
 
 from potion import registry
 from potion.errors import ModelCorrupt, ModelDownloadError, ModelNotFound
 
-CHUNKS = [b"GGUF" + b"\x03" * 60, b"middle-chunk-" * 7, b"tail"]
+# A real (tiny) GGUF cut in three uneven parts, like the chunk wheels cut the real model.
+_BLOB = gguf_bytes({"general.architecture": "qwen2", "general.name": "Fake"}, [("w", [64, 2], 0)])
+CHUNKS = [_BLOB[:50], _BLOB[50:-7], _BLOB[-7:]]
 
 
 def make_chunk_dists(site: Path, prefix: str, chunks: list[bytes]) -> tuple[str, ...]:
