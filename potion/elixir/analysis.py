@@ -34,8 +34,6 @@ USE_BEHAVIOURS = frozenset(
         "GenServer",
         "Supervisor",
         "Application",
-        "Agent",
-        "Task",
         "GenStage",
         "GenEvent",
         "DynamicSupervisor",

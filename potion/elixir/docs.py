@@ -146,7 +146,7 @@ class DocsIndex:
         payload = json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False).encode()
         tmp = path.with_name(path.name + ".tmp")
         # mtime=0: the same sources give byte-identical files (a rebuild shows no spurious diff)
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as gz:
+        with open(tmp, "wb") as raw, gzip.GzipFile("", "wb", 9, raw, mtime=0) as gz:
             gz.write(payload)
         tmp.replace(path)
         return path

@@ -191,7 +191,10 @@ def test_partial_code_keeps_modules_and_function_at_cursor() -> None:
 
 
 def test_missing_end_is_reported_and_later_defs_still_found() -> None:
-    source = "defmodule Foo do\n  def a(x) do\n    case x do\n      1 ->\n  end\n  def b(y) do\n    y\n  end\nend\n"
+    source = (
+        "defmodule Foo do\n  def a(x) do\n    case x do\n      1 ->\n  end\n"
+        "  def b(y) do\n    y\n  end\nend\n"
+    )
     a = analyze(source)
     assert any(e.missing and "end" in e.message for e in a.errors)
     assert {f.name for f in a.module("Foo").functions} == {"a", "b"}
