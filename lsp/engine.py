@@ -202,10 +202,10 @@ class CompletionEngine:
             with self._lock:
                 if self._current is token:
                     self._current = None
-        if suggestion is None:
-            return None
-        if token.is_set():
+        if token.is_set():  # a newer request came while this one generated
             self.stats.cancelled += 1
+            return None
+        if suggestion is None:
             return None
         suggestion.latency_ms = (time.perf_counter() - started) * 1000
         if suggestion.text:
