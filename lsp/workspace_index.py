@@ -107,6 +107,7 @@ class WorkspaceIndex:
         self._open_text: dict[str, Callable[[], str]] = {}  # uri -> the buffer's current text
         self._by_module: dict[str, list[tuple[str, str, ModuleDef]]] | None = None  # rebuilt lazily
         self._want_stdlib = stdlib is not False
+        self._stdlib_lock = threading.Lock()
         self._stdlib: DocsIndex | None = None if isinstance(stdlib, bool) else stdlib
         self._stdlib_tried = not isinstance(stdlib, bool)
         self.scanned = threading.Event()
@@ -261,18 +262,18 @@ class WorkspaceIndex:
     def _stdlib_index(self) -> DocsIndex | None:
         if not self._want_stdlib:
             return None
-        with self._lock:
+        # A query arriving while the background thread loads waits for it (~50 ms) rather than
+        # answering without the stdlib.
+        with self._stdlib_lock:
             if self._stdlib_tried:
                 return self._stdlib
+            try:
+                self._stdlib = load_stdlib_index()
+            except Exception as exc:  # missing or unreadable data: stdlib hover/completion are off
+                log.warning("Elixir stdlib docs index unavailable: %s", exc)
+                self._stdlib = None
             self._stdlib_tried = True
-        try:
-            index: DocsIndex | None = load_stdlib_index()
-        except Exception as exc:  # missing or unreadable data: hover/completion of stdlib are off
-            log.warning("Elixir stdlib docs index unavailable: %s", exc)
-            index = None
-        with self._lock:
-            self._stdlib = index
-        return index
+            return self._stdlib
 
     def module(self, name: str) -> ModuleInfo | None:
         entries = self._modules().get(name)
