@@ -134,6 +134,18 @@ def download(spec: str | HfSpec, *, pull: bool = True, progress: bool = False) -
     except hf_errors.LocalEntryNotFoundError as exc:
         if not pull:
             raise ModelNotFound(f"{hf} is not downloaded yet", hint=f"run `potion models pull {hf}`") from exc
+        cause = exc.__cause__
+        if isinstance(cause, hf_errors.FileMetadataError):
+            raise ModelDownloadError(
+                f"the server at {url} does not answer like a Hugging Face hub (no X-Repo-Commit/ETag)",
+                hint="check HF_ENDPOINT, proxies and firewalls",
+            ) from exc
+        if isinstance(cause, hf_errors.HfHubHTTPError):
+            status = getattr(getattr(cause, "response", None), "status_code", "?")
+            raise ModelDownloadError(
+                f"the Hugging Face hub at {url} answered HTTP {status} for {hf}",
+                hint="try again later, or download the file and pass its path",
+            ) from exc
         raise ModelDownloadError(
             f"cannot reach the Hugging Face hub at {url} to fetch {hf}",
             hint="download the file and pass its path, or set HF_ENDPOINT",

@@ -211,7 +211,13 @@ def list_models() -> list[ModelStatus]:
 
 def cached_path(model: RegistryModel) -> Path:
     """Where an assembled registry model lives."""
-    return settings.models_dir() / model.filename
+    try:
+        return settings.models_dir() / model.filename
+    except OSError as exc:
+        raise ModelDownloadError(
+            f"cannot create the model cache: {exc.strerror or exc} ({exc.filename})",
+            hint="set POTION_HOME to a writable folder",
+        ) from exc
 
 
 def sha256_file(path: Path, *, progress: bool = False) -> str:
@@ -310,7 +316,7 @@ def _lock(model: RegistryModel) -> Iterator[None]:
     if fcntl is None:  # pragma: no cover
         yield
         return
-    with open(settings.models_dir() / f".{model.filename}.lock", "a+b") as f:
+    with open(cached_path(model).parent / f".{model.filename}.lock", "a+b") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -320,21 +326,28 @@ def _lock(model: RegistryModel) -> Iterator[None]:
 
 def _pull_registry(model: RegistryModel, *, progress: bool) -> Path:
     path = cached_path(model)
-    with _lock(model):
-        if _sidecar_ok(model, path):  # another process finished while we waited
-            return path
-        if path.exists() and path.stat().st_size == model.size:
-            # A complete-looking file without a valid sidecar: hash it once rather than rebuild it.
-            try:
-                _check_file(model, path, progress=progress)
-            except ModelCorrupt:
-                pass  # fall through and rebuild it
-            else:
-                _write_sidecar(path, model.sha256)
+    try:
+        with _lock(model):
+            if _sidecar_ok(model, path):  # another process finished while we waited
                 return path
-        _assemble(model, path, progress=progress)
-        _write_sidecar(path, model.sha256)
-        return path
+            if path.exists() and path.stat().st_size == model.size:
+                # A complete-looking file without a valid sidecar: hash it once rather than rebuild it.
+                try:
+                    _check_file(model, path, progress=progress)
+                except ModelCorrupt:
+                    pass  # fall through and rebuild it
+                else:
+                    _write_sidecar(path, model.sha256)
+                    return path
+            _assemble(model, path, progress=progress)
+            _write_sidecar(path, model.sha256)
+            return path
+    except OSError as exc:  # read-only cache, full disk, an unreadable chunk
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise ModelDownloadError(
+            f"cannot assemble {model.name}: {exc.strerror or exc}{where}",
+            hint="check free space and permissions, or set POTION_HOME to a writable folder",
+        ) from exc
 
 
 def _assemble(model: RegistryModel, dest: Path, *, progress: bool) -> None:
@@ -373,11 +386,6 @@ def _assemble(model: RegistryModel, dest: Path, *, progress: bool) -> None:
                 hint=model.reinstall_hint,
             )
         os.replace(tmp, dest)
-    except OSError as exc:
-        raise ModelDownloadError(
-            f"cannot write {dest}: {exc.strerror or exc}",
-            hint="check free space and permissions, or set POTION_HOME",
-        ) from exc
     finally:
         # Any failure, Ctrl-C included, leaves no partial file behind (after os.replace tmp is gone).
         tmp.unlink(missing_ok=True)

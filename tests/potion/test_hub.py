@@ -32,6 +32,7 @@ class FakeHub:
         self.drop_after: int | None = None
         self.dead_after_drop = False
         self.dropped = False
+        self.not_a_hub = False  # answer 200 without the hub's headers, like a captive portal
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         hub_ = self
 
@@ -55,6 +56,10 @@ class FakeHub:
         if body and self.dropped and self.dead_after_drop:
             h.close_connection = True  # no status line at all: "server disconnected"
             return
+        if self.not_a_hub:
+            h.send_response(200)
+            h.send_header("Content-Length", "0")
+            return h.end_headers()
         parts = unquote(h.path.split("?")[0]).strip("/").split("/")
         if len(parts) < 5 or parts[2] != "resolve":
             return self.error(h, 404, "RepoNotFound")
@@ -178,6 +183,13 @@ def test_missing_repo_and_file(fake_hub, tiny_model):
         registry.resolve("hf:nobody/none/x.gguf")
     with pytest.raises(ModelNotFound, match=f"{REPO} has no file other.gguf"):
         registry.resolve(f"hf:{REPO}/other.gguf")
+
+
+def test_server_that_is_not_a_hub(fake_hub):
+    fake_hub.not_a_hub = True
+    with pytest.raises(ModelDownloadError, match="does not answer like a Hugging Face hub") as info:
+        registry.resolve(SPEC)
+    assert "check HF_ENDPOINT" in info.value.user_message()
 
 
 def test_hub_file_that_is_not_gguf(fake_hub):

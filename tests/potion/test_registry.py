@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib
 import os
@@ -188,6 +189,20 @@ def test_interrupted_write_leaves_no_partial_file(fake_model, monkeypatch):
     assert leftovers(fake_model) == []
     monkeypatch.setattr(registry, "_copy", real_copy)
     assert registry.resolve("fake-model").read_bytes() == b"".join(CHUNKS)
+
+
+def test_disk_full_mid_write(fake_model, monkeypatch):
+    def full(src, out, h, advance):
+        out.write(b"some")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(registry, "_copy", full)
+    with pytest.raises(
+        ModelDownloadError, match="cannot assemble fake-model: No space left on device"
+    ) as info:
+        registry.resolve("fake-model")
+    assert "POTION_HOME" in info.value.user_message()
+    assert not registry.cached_path(fake_model).exists() and leftovers(fake_model) == []
 
 
 def test_stale_partials_of_a_killed_assembly_are_removed(fake_model):
