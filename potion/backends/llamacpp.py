@@ -21,7 +21,8 @@ from typing import Any
 
 from potion.backends.base import CancelToken, GenerationStats, ModelInfo
 from potion.backends.stops import StopMatcher
-from potion.errors import BackendError, BackendUnavailable, ContextOverflow, ModelCorrupt, ModelNotFound
+from potion.errors import BackendError, BackendUnavailable, ContextOverflow, ModelCorrupt
+from potion.gguf_header import check_gguf, context_length, read_metadata
 from potion.prompts import detect_family, fim_tokens
 
 # Prompt tokens are decoded in chunks so that a cancel (the user typed again) is noticed within about a
@@ -77,15 +78,8 @@ class LlamaCppBackend:
                 return
             llama_cpp = _import_llama_cpp()
             path = self.model_path
-            if not path.is_file():
-                raise ModelNotFound(
-                    f"model file not found: {path}", hint="pass an existing .gguf path or a registry name"
-                )
-            with path.open("rb") as f:
-                if f.read(4) != b"GGUF":
-                    raise ModelCorrupt(
-                        f"{path} is not a GGUF file", hint="re-download or re-export the model"
-                    )
+            # A truncated file would otherwise be mmapped and crash the process on first touch.
+            check_gguf(path)
             try:
                 llm = llama_cpp.Llama(
                     str(path),
@@ -101,25 +95,22 @@ class LlamaCppBackend:
                 ) from exc
             self._llm = llm
             self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
-            self._info = self._read_info(llm)
-
-    def _read_info(self, llm: Any) -> ModelInfo:
-        model = llm._model
-        vocab = (model.token_get_text(i) for i in range(model.n_vocab()))
-        family = detect_family(vocab)
-        metadata = llm.metadata
-        return ModelInfo(
-            name=metadata.get("general.name") or self.model_path.stem,
-            family=family,
-            n_ctx=llm.n_ctx(),
-            fim_tokens=fim_tokens(family),
-            chat_template=metadata.get("tokenizer.chat_template"),
-        )
 
     @property
     def info(self) -> ModelInfo:
-        self.load()
-        assert self._info is not None
+        """Read from the GGUF header (about 0.2 s for a 150k vocabulary), without loading the weights:
+        callers build prompts before the first generation, and `isinstance(x, Backend)` reads it too."""
+        if self._info is None:
+            keys = {"general.name", "tokenizer.ggml.tokens", "tokenizer.chat_template"}
+            metadata = read_metadata(self.model_path, keys=keys)
+            family = detect_family(metadata.get("tokenizer.ggml.tokens") or ())
+            self._info = ModelInfo(
+                name=metadata.get("general.name") or self.model_path.stem,
+                family=family,
+                n_ctx=self.n_ctx or context_length(self.model_path) or 4096,
+                fim_tokens=fim_tokens(family),
+                chat_template=metadata.get("tokenizer.chat_template"),
+            )
         return self._info
 
     def close(self) -> None:
@@ -271,9 +262,13 @@ class LlamaCppBackend:
         cancel: CancelToken | None = None,
         temperature: float = 0.0,
     ) -> Iterator[str]:
-        return self._generate(
-            prompt, max_tokens=max_tokens, stop=stop, cancel=cancel, temperature=temperature
+        return self._track(
+            self._generate(prompt, max_tokens=max_tokens, stop=stop, cancel=cancel, temperature=temperature)
         )
+
+    def _track(self, generation: Iterator[str]) -> Iterator[str]:
+        self._active = weakref.ref(generation)  # type: ignore[arg-type]
+        return generation
 
     def chat_prompt(self, messages: Sequence[dict[str, str]]) -> tuple[str, list[str]]:
         """The prompt text for `messages` through the model's own chat template, and its stop strings."""
