@@ -84,6 +84,10 @@ class PotionChat(App[None]):
             self.notify(notice, title="Chat history", severity="warning", timeout=15)
         self._load(self._initial_backend, self.model_spec, self.url)
 
+    @property
+    def chat_screen(self) -> ChatScreen:
+        return self._chat_screen()
+
     def _chat_screen(self) -> ChatScreen:
         for screen in self.screen_stack:
             if isinstance(screen, ChatScreen):

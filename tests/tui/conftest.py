@@ -1,4 +1,4 @@
-"""Fixtures for the chat app tests: a workdir with an Elixir file, a polling helper (POTION_HOME: potion_home)."""
+"""Fixtures for the chat tests: a workdir with an Elixir file, a polling helper (POTION_HOME: potion_home)."""
 
 from __future__ import annotations
 
