@@ -149,9 +149,9 @@ def split_at(text: str, line: int, col: int, *, path: Path | str = "<text>") -> 
     """Prefix and suffix of `text` around a 1-based line and column (characters, "\\r" not counted)."""
     lines = text.split("\n")
     if line > len(lines):
-        raise InvalidSource(
-            f"--line {line} is past the end of {path} ({len(lines)} lines)", hint="check --line"
-        )
+        # The empty "line" after a final newline is a valid cursor position but not a line to a user.
+        count = len(lines) - (1 if text.endswith("\n") else 0)
+        raise InvalidSource(f"--line {line} is past the end of {path} ({count} lines)", hint="check --line")
     current = lines[line - 1]
     width = len(current) - (1 if current.endswith("\r") else 0)
     if col > width + 1:
