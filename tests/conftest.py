@@ -1,7 +1,9 @@
-"""Shared fixtures: a private POTION_HOME, and tiny hand-made GGUF files."""
+"""Shared fixtures: a private POTION_HOME, tiny hand-made GGUF files, a fake registry model."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import struct
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -87,3 +89,39 @@ def make_gguf(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture
+def fake_registry_model(tmp_path: Path, potion_home: Path, monkeypatch: pytest.MonkeyPatch):
+    """A registry model `fake-model`: a tiny GGUF cut in three chunk wheels (`fake-chunk-part1..3`, extra
+    `fake-extra`) installed on a tmp sys.path entry (tmp_path / "site"), found like the real ones.
+    """
+    from potion import registry
+
+    data = gguf_bytes({"general.architecture": "qwen2", "general.name": "Fake"}, [("w", [64, 2], 0)])
+    site = tmp_path / "site"
+    dists = []
+    for i, chunk in enumerate([data[:50], data[50:-7], data[-7:]], start=1):
+        dist, pkg = f"fake-chunk-part{i}", f"fake_chunk_part{i}"
+        rel = f"{pkg}/data/part{i:02d}.bin"
+        (site / pkg / "data").mkdir(parents=True)
+        (site / rel).write_bytes(chunk)
+        info = site / f"{pkg}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        record = [rel, f"{pkg}-1.0.dist-info/METADATA", f"{pkg}-1.0.dist-info/RECORD"]
+        (info / "RECORD").write_text("".join(f"{line},,\n" for line in record))
+        dists.append(dist)
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    model = registry.RegistryModel(
+        name="fake-model",
+        title="Fake",
+        filename="fake-model.gguf",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        dists=tuple(dists),
+        extra="fake-extra",
+    )
+    monkeypatch.setitem(registry.MODELS, model.name, model)
+    return model

@@ -6,7 +6,6 @@ import json
 import socket
 
 import pytest
-from test_registry import CHUNKS, fake_model  # noqa: F401  (fixture)
 
 from potion import registry
 from potion.cli import main
@@ -23,7 +22,7 @@ def test_models_without_action_prints_help(capsys):
     assert code == 0 and "list" in out and "pull" in out and "verify" in out and "path" in out
 
 
-def test_list_pull_path_verify(fake_model, capsys):  # noqa: F811
+def test_list_pull_path_verify(fake_registry_model, capsys):
     code, out, _ = run(capsys, "models", "list")
     assert code == 0
     line = next(x for x in out.splitlines() if x.startswith("fake-model"))
@@ -37,8 +36,12 @@ def test_list_pull_path_verify(fake_model, capsys):  # noqa: F811
     )
 
     code, out, _ = run(capsys, "models", "pull", "fake-model", "--no-progress")
-    path = registry.cached_path(fake_model)
-    assert code == 0 and out == f"{path}\n" and path.read_bytes() == b"".join(CHUNKS)
+    path = registry.cached_path(fake_registry_model)
+    assert (
+        code == 0
+        and out == f"{path}\n"
+        and path.read_bytes() == b"".join(c.read_bytes() for c in registry.chunk_paths(fake_registry_model))
+    )
 
     code, out, err = run(capsys, "models", "path", "fake-model")
     assert (code, out, err) == (0, f"{path}\n", "")
@@ -52,21 +55,21 @@ def test_list_pull_path_verify(fake_model, capsys):  # noqa: F811
     assert code == 0 and out == f"ok {path}\n"
 
 
-def test_path_assembles_silently_for_scripts(fake_model, capsys):  # noqa: F811
+def test_path_assembles_silently_for_scripts(fake_registry_model, capsys):
     code, out, err = run(capsys, "models", "path", "fake-model")
-    assert code == 0 and out == f"{registry.cached_path(fake_model)}\n" and err == ""
+    assert code == 0 and out == f"{registry.cached_path(fake_registry_model)}\n" and err == ""
 
 
-def test_verify_reports_corruption(fake_model, capsys):  # noqa: F811
+def test_verify_reports_corruption(fake_registry_model, capsys):
     path = registry.pull("fake-model", progress=False)
-    path.write_bytes(b"x" * fake_model.size)
+    path.write_bytes(b"x" * fake_registry_model.size)
     code, out, err = run(capsys, "models", "verify", "fake-model")
     assert code == 1 and out == ""
     last = err.splitlines()[-1]  # above it: the verification's progress bar
     assert last.startswith("potion: error: ") and "has sha256" in last and "models pull fake-model" in last
 
 
-def test_verify_not_assembled(fake_model, capsys):  # noqa: F811
+def test_verify_not_assembled(fake_registry_model, capsys):
     code, _, err = run(capsys, "models", "verify", "fake-model")
     assert code == 1 and "not assembled yet" in err
 

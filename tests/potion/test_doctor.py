@@ -6,8 +6,6 @@ import os
 import subprocess
 from pathlib import Path
 
-from test_registry import fake_model  # noqa: F401  (fixture)
-
 from potion import registry
 from potion.cli import main
 from potion.commands import doctor
@@ -73,7 +71,7 @@ def test_missing_package():
     assert not check.ok and check.detail == "not installed"
 
 
-def test_model_check_uses_the_sidecar(fake_model, monkeypatch):  # noqa: F811
+def test_model_check_uses_the_sidecar(fake_registry_model, monkeypatch):
     assert not doctor.check_model("fake-model").ok
     registry.pull("fake-model", progress=False)
 
@@ -82,10 +80,10 @@ def test_model_check_uses_the_sidecar(fake_model, monkeypatch):  # noqa: F811
 
     monkeypatch.setattr(registry, "sha256_file", no_hashing)
     check = doctor.check_model("fake-model")
-    assert check.ok and str(registry.cached_path(fake_model)) in check.detail
+    assert check.ok and str(registry.cached_path(fake_registry_model)) in check.detail
 
 
-def test_model_check_failure_has_the_fix(fake_model):  # noqa: F811
+def test_model_check_failure_has_the_fix(fake_registry_model):
     check = doctor.check_model("fake-model")
     assert not check.ok and check.essential
     assert check.detail == "model fake-model is not assembled yet"
@@ -100,7 +98,7 @@ def healthy(monkeypatch) -> None:
     )
 
 
-def test_doctor_ok_exits_zero(fake_model, monkeypatch, capsys):  # noqa: F811
+def test_doctor_ok_exits_zero(fake_registry_model, monkeypatch, capsys):
     healthy(monkeypatch)
     registry.pull("fake-model", progress=False)
     assert main(["doctor", "--model", "fake-model"]) == 0
@@ -118,7 +116,7 @@ def test_doctor_ok_exits_zero(fake_model, monkeypatch, capsys):  # noqa: F811
         assert any(line.startswith("✓") and name in line for line in out.splitlines()), name
 
 
-def test_doctor_missing_model_exits_one(fake_model, monkeypatch, capsys):  # noqa: F811
+def test_doctor_missing_model_exits_one(fake_registry_model, monkeypatch, capsys):
     healthy(monkeypatch)
     assert main(["doctor", "--model", "fake-model"]) == 1
     out = capsys.readouterr().out
@@ -127,7 +125,7 @@ def test_doctor_missing_model_exits_one(fake_model, monkeypatch, capsys):  # noq
     assert "1 essential check(s) failed: model fake-model" in out
 
 
-def test_doctor_missing_elixir_is_only_a_warning(fake_model, monkeypatch, capsys, tmp_path):  # noqa: F811
+def test_doctor_missing_elixir_is_only_a_warning(fake_registry_model, monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(doctor, "check_llama_cpp", lambda: doctor.Check("llama-cpp-python", True, "0.3.36"))
     monkeypatch.setenv("PATH", str(tmp_path))  # no elixir here
     registry.pull("fake-model", progress=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import importlib
 import os
 import shutil
@@ -11,53 +10,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import gguf_bytes
 
 from potion import registry
 from potion.errors import ModelCorrupt, ModelDownloadError, ModelNotFound
 
-# A real (tiny) GGUF cut in three uneven parts, like the chunk wheels cut the real model.
-_BLOB = gguf_bytes({"general.architecture": "qwen2", "general.name": "Fake"}, [("w", [64, 2], 0)])
-CHUNKS = [_BLOB[:50], _BLOB[50:-7], _BLOB[-7:]]
 
-
-def make_chunk_dists(site: Path, prefix: str, chunks: list[bytes]) -> tuple[str, ...]:
-    """Fake installed wheels `PREFIX-partN`, each with `PREFIX_partN/data/partNN.bin` in its RECORD."""
-    names = []
-    for i, data in enumerate(chunks, start=1):
-        dist, pkg = f"{prefix}-part{i}", f"{prefix.replace('-', '_')}_part{i}"
-        rel = f"{pkg}/data/part{i:02d}.bin"
-        (site / pkg / "data").mkdir(parents=True)
-        (site / rel).write_bytes(data)
-        info = site / f"{pkg}-1.0.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
-        record = [rel, f"{pkg}-1.0.dist-info/METADATA", f"{pkg}-1.0.dist-info/RECORD"]
-        (info / "RECORD").write_text("".join(f"{line},,\n" for line in record))
-        names.append(dist)
-    importlib.invalidate_caches()
-    return tuple(names)
-
-
-@pytest.fixture
-def fake_model(tmp_path, potion_home, monkeypatch):
-    """A registry entry `fake-model` whose three chunk wheels are installed on a tmp sys.path entry."""
-    site = tmp_path / "site"
-    site.mkdir()
-    monkeypatch.syspath_prepend(str(site))
-    dists = make_chunk_dists(site, "fake-chunk", CHUNKS)
-    blob = b"".join(CHUNKS)
-    model = registry.RegistryModel(
-        name="fake-model",
-        title="Fake",
-        filename="fake-model.gguf",
-        size=len(blob),
-        sha256=hashlib.sha256(blob).hexdigest(),
-        dists=dists,
-        extra="fake-extra",
-    )
-    monkeypatch.setitem(registry.MODELS, model.name, model)
-    return model
+def blob(model: registry.RegistryModel) -> bytes:
+    """What the fake model's chunk wheels concatenate to (read from the installed chunks)."""
+    return b"".join(p.read_bytes() for p in registry.chunk_paths(model))
 
 
 def leftovers(model) -> list[str]:
@@ -68,13 +28,13 @@ def state_of(name: str) -> str:
     return {row.name: row.state for row in registry.list_models()}[name]
 
 
-def test_resolve_assembles_once_and_trusts_the_sidecar(fake_model, potion_home, monkeypatch):
+def test_resolve_assembles_once_and_trusts_the_sidecar(fake_registry_model, potion_home, monkeypatch):
     assert state_of("fake-model") == "not assembled"
     path = registry.resolve("fake-model")
     assert path == potion_home / "cache" / "models" / "fake-model.gguf"
-    assert path.read_bytes() == b"".join(CHUNKS)
+    assert path.read_bytes() == blob(fake_registry_model)
     assert state_of("fake-model") == "ready"
-    assert leftovers(fake_model) == []
+    assert leftovers(fake_registry_model) == []
 
     def no_hashing(*_a, **_k):
         raise AssertionError("resolve() re-hashed a file whose sidecar is valid")
@@ -85,29 +45,29 @@ def test_resolve_assembles_once_and_trusts_the_sidecar(fake_model, potion_home, 
     assert registry.resolve("FAKE-MODEL", pull=False) == path
 
 
-def test_chunks_are_found_in_part_order(fake_model):
-    paths = registry.chunk_paths(fake_model)
+def test_chunks_are_found_in_part_order(fake_registry_model):
+    paths = registry.chunk_paths(fake_registry_model)
     assert [p.name for p in paths] == ["part01.bin", "part02.bin", "part03.bin"]
-    assert [p.read_bytes() for p in paths] == CHUNKS
+    assert [len(p.read_bytes()) for p in paths] == [50, fake_registry_model.size - 57, 7]
 
 
-def test_truncated_cache_is_rebuilt(fake_model):
+def test_truncated_cache_is_rebuilt(fake_registry_model):
     path = registry.resolve("fake-model")
-    path.write_bytes(b"".join(CHUNKS)[:20])
+    path.write_bytes(blob(fake_registry_model)[:20])
     assert state_of("fake-model") == "unverified"
-    assert registry.resolve("fake-model").read_bytes() == b"".join(CHUNKS)
+    assert registry.resolve("fake-model").read_bytes() == blob(fake_registry_model)
     assert state_of("fake-model") == "ready"
 
 
-def test_same_size_corruption_without_sidecar_is_rebuilt(fake_model):
+def test_same_size_corruption_without_sidecar_is_rebuilt(fake_registry_model):
     path = registry.resolve("fake-model")
     data = bytearray(path.read_bytes())
     data[10] ^= 0xFF
     path.write_bytes(bytes(data))  # new mtime: the sidecar no longer vouches for it
-    assert registry.resolve("fake-model").read_bytes() == b"".join(CHUNKS)
+    assert registry.resolve("fake-model").read_bytes() == blob(fake_registry_model)
 
 
-def test_verify_rehashes_even_when_the_sidecar_matches(fake_model):
+def test_verify_rehashes_even_when_the_sidecar_matches(fake_registry_model):
     path = registry.resolve("fake-model")
     st = path.stat()
     data = bytearray(path.read_bytes())
@@ -119,11 +79,11 @@ def test_verify_rehashes_even_when_the_sidecar_matches(fake_model):
         registry.verify("fake-model")
     assert "potion models pull fake-model" in info.value.user_message()
     assert state_of("fake-model") == "unverified"  # the sidecar went with the failed verification
-    assert registry.resolve("fake-model").read_bytes() == b"".join(CHUNKS)
+    assert registry.resolve("fake-model").read_bytes() == blob(fake_registry_model)
     assert registry.verify("fake-model") == path
 
 
-def test_present_but_unverified_file_is_verified_without_pull(fake_model):
+def test_present_but_unverified_file_is_verified_without_pull(fake_registry_model):
     path = registry.resolve("fake-model")
     registry._sidecar_path(path).unlink()
     assert state_of("fake-model") == "unverified"
@@ -131,15 +91,15 @@ def test_present_but_unverified_file_is_verified_without_pull(fake_model):
     assert state_of("fake-model") == "ready"
 
 
-def test_not_assembled_without_pull(fake_model):
+def test_not_assembled_without_pull(fake_registry_model):
     with pytest.raises(ModelNotFound, match="not assembled yet") as info:
         registry.resolve("fake-model", pull=False)
     assert "potion models pull fake-model" in info.value.user_message()
-    assert not registry.cached_path(fake_model).exists()
+    assert not registry.cached_path(fake_registry_model).exists()
 
 
-def test_wrong_hash_publishes_nothing(fake_model, monkeypatch):
-    bad = registry.RegistryModel(**{**fake_model.__dict__, "sha256": "0" * 64})
+def test_wrong_hash_publishes_nothing(fake_registry_model, monkeypatch):
+    bad = registry.RegistryModel(**{**fake_registry_model.__dict__, "sha256": "0" * 64})
     monkeypatch.setitem(registry.MODELS, "fake-model", bad)
     with pytest.raises(ModelCorrupt, match="assemble to sha256") as info:
         registry.resolve("fake-model")
@@ -148,15 +108,15 @@ def test_wrong_hash_publishes_nothing(fake_model, monkeypatch):
     assert leftovers(bad) == []
 
 
-def test_chunks_of_the_wrong_size_are_refused_before_writing(fake_model, monkeypatch):
-    bad = registry.RegistryModel(**{**fake_model.__dict__, "size": fake_model.size + 1})
+def test_chunks_of_the_wrong_size_are_refused_before_writing(fake_registry_model, monkeypatch):
+    bad = registry.RegistryModel(**{**fake_registry_model.__dict__, "size": fake_registry_model.size + 1})
     monkeypatch.setitem(registry.MODELS, "fake-model", bad)
     with pytest.raises(ModelCorrupt, match="add up to"):
         registry.pull("fake-model", progress=False)
     assert not registry.cached_path(bad).exists()
 
 
-def test_missing_wheel_names_the_extra(fake_model, tmp_path):
+def test_missing_wheel_names_the_extra(fake_registry_model, tmp_path):
     shutil.rmtree(tmp_path / "site" / "fake_chunk_part2-1.0.dist-info")  # what pip uninstall leaves
     importlib.invalidate_caches()
     assert state_of("fake-model") == "wheels missing"
@@ -165,13 +125,13 @@ def test_missing_wheel_names_the_extra(fake_model, tmp_path):
     assert "pip install 'potion[fake-extra]'" in info.value.user_message()
 
 
-def test_deleted_chunk_file_counts_as_missing(fake_model, tmp_path):
+def test_deleted_chunk_file_counts_as_missing(fake_registry_model, tmp_path):
     (tmp_path / "site" / "fake_chunk_part3" / "data" / "part03.bin").unlink()
     with pytest.raises(ModelNotFound, match="fake-chunk-part3"):
         registry.pull("fake-model", progress=False)
 
 
-def test_interrupted_write_leaves_no_partial_file(fake_model, monkeypatch):
+def test_interrupted_write_leaves_no_partial_file(fake_registry_model, monkeypatch):
     real_copy = registry._copy
     calls = []
 
@@ -185,13 +145,13 @@ def test_interrupted_write_leaves_no_partial_file(fake_model, monkeypatch):
     monkeypatch.setattr(registry, "_copy", copy_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         registry.pull("fake-model", progress=False)
-    assert not registry.cached_path(fake_model).exists()
-    assert leftovers(fake_model) == []
+    assert not registry.cached_path(fake_registry_model).exists()
+    assert leftovers(fake_registry_model) == []
     monkeypatch.setattr(registry, "_copy", real_copy)
-    assert registry.resolve("fake-model").read_bytes() == b"".join(CHUNKS)
+    assert registry.resolve("fake-model").read_bytes() == blob(fake_registry_model)
 
 
-def test_disk_full_mid_write(fake_model, monkeypatch):
+def test_disk_full_mid_write(fake_registry_model, monkeypatch):
     def full(src, out, h, advance):
         out.write(b"some")
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -202,17 +162,17 @@ def test_disk_full_mid_write(fake_model, monkeypatch):
     ) as info:
         registry.resolve("fake-model")
     assert "POTION_HOME" in info.value.user_message()
-    assert not registry.cached_path(fake_model).exists() and leftovers(fake_model) == []
+    assert not registry.cached_path(fake_registry_model).exists() and leftovers(fake_registry_model) == []
 
 
-def test_stale_partials_of_a_killed_assembly_are_removed(fake_model):
-    stale = registry.cached_path(fake_model).parent / ".fake-model.gguf.abc123.partial"
+def test_stale_partials_of_a_killed_assembly_are_removed(fake_registry_model):
+    stale = registry.cached_path(fake_registry_model).parent / ".fake-model.gguf.abc123.partial"
     stale.write_bytes(b"left by kill -9")
     registry.pull("fake-model", progress=False)
     assert not stale.exists()
 
 
-def test_not_enough_disk_space(fake_model, monkeypatch):
+def test_not_enough_disk_space(fake_registry_model, monkeypatch):
     monkeypatch.setattr(registry.shutil, "disk_usage", lambda _p: _Usage(free=0))
     with pytest.raises(ModelDownloadError, match="not enough disk space") as info:
         registry.pull("fake-model", progress=False)
@@ -224,7 +184,7 @@ class _Usage:
         self.free = free
 
 
-def test_concurrent_resolves_assemble_once(fake_model, monkeypatch):
+def test_concurrent_resolves_assemble_once(fake_registry_model, monkeypatch):
     real = registry._assemble
     count = []
     inside = threading.Event()
@@ -251,7 +211,7 @@ def test_concurrent_resolves_assemble_once(fake_model, monkeypatch):
     assert count == ["fake-model"]
 
 
-def test_pull_with_progress_bar(fake_model, capsys):
+def test_pull_with_progress_bar(fake_registry_model, capsys):
     registry.pull("fake-model", progress=True)
     err = capsys.readouterr().err
     assert "assembling fake-model" in err
