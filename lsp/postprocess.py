@@ -71,7 +71,7 @@ def line_depths(text: str) -> list[int]:
     """
     lines = text.split("\n")
     deltas = [0] * len(lines)
-    tree = _parser().parse(text.encode("utf-8"))
+    tree = _parser().parse(text.encode("utf-8", "replace"))  # a lone surrogate from a client must not raise
     stack = [tree.root_node]
     while stack:
         node = stack.pop()
