@@ -59,7 +59,11 @@ def doctor_command(args: argparse.Namespace) -> int:
         mark = "[green]✓[/]" if c.ok else ("[red]✗[/]" if c.essential else "[yellow]![/]")
         detail = c.detail if c.ok or not c.hint else f"{c.detail} — {c.hint}"
         table.add_row(mark, escape(c.name), escape(detail))
-    console.print(table, highlight=False)
+    with console.capture() as captured:
+        console.print(table, highlight=False)
+    # Rich pads every row to the table's width; trailing blanks only get in the way of grep and diff.
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    sys.stdout.flush()
     broken = [c for c in checks if c.essential and not c.ok]
     if broken:
         console.print(f"[red]{len(broken)} essential check(s) failed[/]: {', '.join(c.name for c in broken)}")

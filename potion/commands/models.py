@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from rich.console import Console
 from rich.markup import escape
@@ -66,7 +67,11 @@ def list_command(args: argparse.Namespace) -> int:
             escape(name), f"{row.size / 1e6:,.0f} MB", f"[{style}]{row.state}[/]", escape(row.source)
         )
     console = Console(width=160) if not Console().is_terminal else Console()
-    console.print(table)
+    with console.capture() as captured:
+        console.print(table, highlight=False)
+    # Rich pads every row to the table's width; trailing blanks only get in the way of grep and diff.
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    sys.stdout.flush()
     for row in rows:
         model = registry.MODELS[row.name]
         hint = {
