@@ -138,7 +138,9 @@ class PotionChat(App[None]):
         self._model_ready.set()
         if old is not None and old is not message.backend:
             old.close()
-        self._chat_screen().model_state(message.name, "ready", n_ctx=message.backend.info.n_ctx)
+        screen = self._chat_screen()
+        screen.model_state(message.name, "ready", n_ctx=message.backend.info.n_ctx)
+        screen.measure_context()
 
     def on_model_failed(self, message: ModelFailed) -> None:
         self._model_ready.set()
@@ -154,7 +156,7 @@ class PotionChat(App[None]):
             return
         self.load_error = f"{message.name}: {message.error}"
         self.notify(f"Could not load {self.load_error}", title="Model", severity="error", timeout=12)
-        self._chat_screen().model_state(message.name, "failed to load (/model to pick another)")
+        self._chat_screen().model_state(message.name, "load failed: /model to pick another")
 
     def wait_for_backend(self, cancel: CancelToken) -> Backend | None:
         """Block a worker thread until the model is loaded, failed, or the request is cancelled."""

@@ -108,12 +108,10 @@ def _count(spec: CommandSpec) -> str:
 
 
 def help_markdown() -> str:
-    rows = "\n".join(f"| `{c.usage}` | {c.help} |" for c in COMMANDS.values())
-    keys = "\n".join(f"| `{k}` | {v} |" for k, v in KEYS)
+    # Lists, not tables: a `|` inside a usage would split a table cell, and lists wrap well at 80 columns.
+    commands = "\n".join(f"- `{c.usage}`: {c.help}" for c in COMMANDS.values())
+    keys = "\n".join(f"- `{k}`: {v}" for k, v in KEYS)
     return (
-        "## Commands\n\n| command | what it does |\n|---|---|\n"
-        + rows
-        + "\n\n## Keys\n\n| key | action |\n|---|---|\n"
-        + keys
-        + "\n\nStart a message with `//` to send text that begins with a slash."
+        f"## Commands\n\n{commands}\n\n## Keys\n\n{keys}\n\n"
+        "Start a message with `//` to send text that begins with a slash. Esc closes this help."
     )

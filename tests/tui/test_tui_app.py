@@ -194,7 +194,7 @@ async def test_model_that_fails_to_load_leaves_history_usable(make_app, wait_for
     app = make_app(fake(load_error=BackendError("not a GGUF file", hint="run potion models verify")))
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: not app.loading, what="load attempt")
-        assert "failed to load" in app.screen.status.state
+        assert "load failed" in app.screen.status.state
         assert any("not a GGUF file" in e for e in errors(app))
         assert [v.content for v in views(app)][0] == "kept"
         await say(pilot, wait_for, "hello?")

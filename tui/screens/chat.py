@@ -141,6 +141,15 @@ class ChatScreen(SlashCommands, Screen[None]):
         await self.conversation.mount_all(views)
         self.conversation.scroll_end(animate=False)
         self.refresh_sessions()
+        self.measure_context()
+
+    def measure_context(self) -> None:
+        """Show how much of the context the open chat takes (tokenizing is fast next to generating)."""
+        if self.app.backend is None:
+            return
+        system = self.session.system_prompt if self.session else self.pending_system
+        messages = chat_messages(system, self.history)
+        self.status.context_used = sum(self.app.count_tokens(m["content"]) + 4 for m in messages)
 
     def ensure_session(self, first_text: str) -> Session:
         if self.session is None:

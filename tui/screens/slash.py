@@ -133,7 +133,7 @@ class SlashCommands:
             self.store.clear_session(self.session.id)
             self.history = []
         await self._show_welcome()
-        self.status.context_used = 0
+        self.measure_context()
         return True
 
     async def cmd_export(self: ChatScreen, command: Command) -> bool:
