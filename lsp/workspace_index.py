@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsp.context import uri_path
-from potion.elixir import SourceAnalysis, analyze
+from potion.elixir import Document, SourceAnalysis, analyze
 from potion.elixir.docs import DocsIndex, FunctionDoc, load_stdlib_index
 from potion.elixir.model import FunctionDef, ModuleDef
 
@@ -92,6 +92,75 @@ def function_info(fn: FunctionDef, source: str, path: str | None) -> FunctionInf
     )
 
 
+def common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix of two strings; slice compares run in C, log2(n) of them."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def text_change(old: str, new: str) -> tuple[int, int, str]:
+    """The single edit turning `old` into `new`: (start, old_end, inserted text), as code point offsets."""
+    start = common_prefix(old, new)
+    tail = common_prefix(old[start:][::-1], new[start:][::-1])
+    return start, len(old) - tail, new[start : len(new) - tail]
+
+
+class OpenBuffer:
+    """An editor buffer: its text source and a `potion.elixir.Document` re-parsed incrementally.
+
+    The server only says "this buffer changed"; the edit is recovered by diffing the old and new text
+    (one contiguous change per keystroke), so tree-sitter re-parses only around it: ~10x cheaper than
+    parsing the file again.
+    """
+
+    def __init__(self, text_of: Callable[[], str], path: str | None) -> None:
+        self.text_of = text_of
+        self.path = path
+        self.document: Document | None = None
+        self.text = ""
+        self.dirty = True
+        self.lock = threading.Lock()
+        self.refreshing = False
+
+    @property
+    def analysis(self) -> SourceAnalysis | None:
+        return self.document.analysis if self.document is not None else None
+
+    def refresh(self) -> SourceAnalysis:
+        with self.lock:
+            if not self.dirty and self.document is not None:
+                return self.document.analysis
+            self.dirty = False  # before reading: a change arriving meanwhile marks it dirty again
+            text = self.text_of()
+            if self.document is None:
+                self.document = Document(text, path=self.path, encoding="utf-32")
+            elif text != self.text:
+                start, end, inserted = text_change(self.text, text)
+                if end - start > len(self.text) // 2:
+                    self.document.replace(text)  # most of the file changed: parse from scratch
+                else:
+                    (sl, sc), (el, ec) = _line_col(self.text, start), _line_col(self.text, end)
+                    self.document.edit(sl, sc, el, ec, inserted, encoding="utf-32")
+            self.text = text
+            return self.document.analysis
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset)
+    return line, offset - (text.rfind("\n", 0, offset) + 1)
+
+
+# Above this size a dirty buffer is re-parsed in the background for completion, which then uses the
+# previous analysis (one keystroke old): a 5 MB file takes ~0.7 s even incrementally.
+STALE_OK_CHARS = 200_000
+
+
 class WorkspaceIndex:
     """Modules and functions of the workspace, deps, open buffers and stdlib; safe across threads."""
 
@@ -103,8 +172,7 @@ class WorkspaceIndex:
         # path -> (source kind, modules defined there), for files on disk.
         self._files: dict[str, tuple[str, list[ModuleDef]]] = {}
         # uri -> analysis of an open buffer; None when dirty (re-analysed on the next query).
-        self._open: dict[str, SourceAnalysis | None] = {}
-        self._open_text: dict[str, Callable[[], str]] = {}  # uri -> the buffer's current text
+        self._open: dict[str, OpenBuffer] = {}
         self._by_module: dict[str, list[tuple[str, str, ModuleDef]]] | None = None  # rebuilt lazily
         self._want_stdlib = stdlib is not False
         self._stdlib_lock = threading.Lock()
@@ -179,21 +247,19 @@ class WorkspaceIndex:
     def open_document(self, uri: str, text_of: Callable[[], str]) -> None:
         """Track an open buffer; `text_of()` returns its current text when the index needs it."""
         with self._lock:
-            self._open_text[uri] = text_of
-            self._open[uri] = None
+            self._open[uri] = OpenBuffer(text_of, uri_path(uri))
             self._by_module = None
 
     def changed(self, uri: str) -> None:
         with self._lock:
-            if uri in self._open:
-                self._open[uri] = None
-                self._by_module = None
+            buffer = self._open.get(uri)
+            if buffer is not None:
+                buffer.dirty = True
 
     def close_document(self, uri: str) -> None:
         """Back to the file on disk (re-read: the buffer may have been saved, or discarded)."""
         with self._lock:
             self._open.pop(uri, None)
-            self._open_text.pop(uri, None)
             self._by_module = None
         path = uri_path(uri)
         if path and Path(path).is_file() and self._under_roots(Path(path)):
@@ -219,31 +285,54 @@ class WorkspaceIndex:
 
     # -- queries ------------------------------------------------------------------------------------
 
-    def analysis(self, uri: str) -> SourceAnalysis | None:
-        """The current analysis of an open buffer (re-parsed if it changed), or None if not open."""
+    def analysis(self, uri: str, *, stale_ok: bool = False) -> SourceAnalysis | None:
+        """The analysis of an open buffer (None if not open), re-parsed if it changed.
+
+        `stale_ok`: for a big buffer, or one being re-parsed right now, answer with the previous
+        analysis at once and re-parse on a background thread (completion must not stall typing).
+        """
         with self._lock:
-            if uri not in self._open:
-                return None
-            cached = self._open[uri]
-            text_of = self._open_text[uri]
-        if cached is not None:
-            return cached
-        analysis = analyze(text_of(), path=uri_path(uri))
-        with self._lock:
-            if uri in self._open:
-                self._open[uri] = analysis
+            buffer = self._open.get(uri)
+        if buffer is None:
+            return None
+        if buffer.dirty and stale_ok and buffer.document is not None:
+            if len(buffer.text) > STALE_OK_CHARS or buffer.lock.locked():
+                stale = buffer.analysis
+                self._refresh_in_background(buffer)
+                return stale
+        if buffer.dirty or buffer.document is None:
+            analysis = buffer.refresh()
+            with self._lock:
                 self._by_module = None
-        return analysis
+            return analysis
+        return buffer.analysis
+
+    def _refresh_in_background(self, buffer: OpenBuffer) -> None:
+        with self._lock:
+            if buffer.refreshing:
+                return
+            buffer.refreshing = True
+
+        def run() -> None:
+            try:
+                buffer.refresh()
+                with self._lock:
+                    self._by_module = None
+            finally:
+                buffer.refreshing = False
+
+        threading.Thread(target=run, name="potion-reparse", daemon=True).start()
 
     def _modules(self) -> dict[str, list[tuple[str, str, ModuleDef]]]:
         for uri in list(self._open):
-            self.analysis(uri)  # re-analyse dirty buffers first (outside the lock)
+            self.analysis(uri, stale_ok=True)  # re-analyse dirty buffers first (outside the lock)
         with self._lock:
             if self._by_module is not None:
                 return self._by_module
             table: dict[str, list[tuple[str, str, ModuleDef]]] = {}
             open_paths = set()
-            for uri, analysis in self._open.items():
+            for uri, buffer in self._open.items():
+                analysis = buffer.analysis
                 if analysis is None:
                     continue
                 path = uri_path(uri) or uri
@@ -382,13 +471,13 @@ def index_for(server: PotionServer) -> WorkspaceIndex:
     return index
 
 
-def document_analysis(server: PotionServer, uri: str) -> SourceAnalysis | None:
+def document_analysis(server: PotionServer, uri: str, *, stale_ok: bool = False) -> SourceAnalysis | None:
     """The analysis of an open document through the server's index (None if it is not open)."""
     index = index_for(server)
-    analysis = index.analysis(uri)
+    analysis = index.analysis(uri, stale_ok=stale_ok)
     if analysis is None and server.document(uri) is not None:
         index.open_document(uri, lambda: _text(server, uri))
-        analysis = index.analysis(uri)
+        analysis = index.analysis(uri, stale_ok=stale_ok)
     return analysis
 
 

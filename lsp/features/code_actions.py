@@ -420,14 +420,15 @@ def register(server: PotionServer) -> None:
             code_action_kinds=[types.CodeActionKind.QuickFix, types.CodeActionKind.Refactor, SCAFFOLD_KIND]
         ),
     )
-    def code_actions(ls: PotionServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+    async def code_actions(ls: PotionServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
         if not ls.config.code_actions:
             return None
         document = ls.document(params.text_document.uri)
         if document is None:
             return None
         try:
-            actions = actions_for(ls, document, params.range.start.line)
+            # Editors ask on every cursor move: re-parsing after an edit happens off the event loop.
+            actions = await asyncio.to_thread(actions_for, ls, document, params.range.start.line)
         except Exception:  # never an error popup for a lightbulb
             log.exception("code actions failed for %s", document.uri)
             return None

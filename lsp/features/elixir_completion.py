@@ -57,7 +57,7 @@ def _items(
     before = prefix[prefix.rfind("\n") + 1 :]
     after = suffix.split("\n", 1)[0]
     index = index_for(server)
-    analysis = document_analysis(server, document.uri)
+    analysis = document_analysis(server, document.uri, stale_ok=True)
     if analysis is None:
         return []
     scope = scope_at(analysis, position.line, position.character, encoding=position_encoding(server))

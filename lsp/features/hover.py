@@ -7,6 +7,7 @@ module, else one it imports, else `Kernel`'s.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -40,14 +41,15 @@ def register(server: PotionServer) -> None:
     index_for(server)  # subscribe to document events before the first didOpen
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
-    def hover(ls: PotionServer, params: types.HoverParams) -> types.Hover | None:
+    async def hover(ls: PotionServer, params: types.HoverParams) -> types.Hover | None:
         if not ls.config.hover:
             return None
         document = ls.document(params.text_document.uri)
         if document is None:
             return None
         try:
-            return hover_at(ls, document, params.position)
+            # Off the event loop: re-parsing a big buffer after an edit must not delay keystrokes.
+            return await asyncio.to_thread(hover_at, ls, document, params.position)
         except Exception:  # a lookup bug must not turn into an error popup on every mouse move
             log.exception("hover failed at %s:%s", params.text_document.uri, params.position)
             return None

@@ -155,3 +155,55 @@ def test_background_scan_sets_scanned(tmp_path: Path) -> None:
     index.scan_in_background()  # idempotent
     assert index.scanned.wait(10)
     assert index.module("Jason") is not None
+
+
+def test_text_change_finds_the_single_edit() -> None:
+    from lsp.workspace_index import text_change
+
+    assert text_change("abcdef", "abXYef") == (2, 4, "XY")
+    assert text_change("abc", "abc") == (3, 3, "")
+    assert text_change("", "new") == (0, 0, "new")
+    assert text_change("aaaa", "aaaaa") == (4, 4, "a")
+    assert text_change("héllo 🧪 x", "héllo 🧪🧪 x") == (7, 7, "🧪")
+
+
+def test_incremental_reparse_matches_a_fresh_parse() -> None:
+    """Keystrokes applied through diffs give the same modules and functions as parsing from scratch."""
+    import random
+
+    from potion.elixir import analyze
+
+    rng = random.Random(4)
+    text = {"now": WORKER}
+    index = WorkspaceIndex(stdlib=False)
+    index.open_document("file:///w.ex", lambda: text["now"])
+    snippets = ["\n  def added(x), do: x\n", "é", "🧪", "end\n", "defp ", "\n", "  ", '"', "#"]
+    for _ in range(60):
+        current = text["now"]
+        at = rng.randrange(len(current) + 1)
+        if rng.random() < 0.3 and at < len(current):
+            text["now"] = current[:at] + current[at + rng.randint(1, 5) :]
+        else:
+            text["now"] = current[:at] + rng.choice(snippets) + current[at:]
+        index.changed("file:///w.ex")
+        got = index.analysis("file:///w.ex")
+        want = analyze(text["now"])
+        assert [(m.name, [(f.name, tuple(f.arities)) for f in m.functions]) for m in got.modules] == [
+            (m.name, [(f.name, tuple(f.arities)) for f in m.functions]) for m in want.modules
+        ]
+
+
+def test_big_buffers_answer_stale_while_reparsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lsp.workspace_index as wi
+
+    monkeypatch.setattr(wi, "STALE_OK_CHARS", 10)
+    text = {"now": "defmodule Big do\n  def one, do: 1\nend\n"}
+    index = WorkspaceIndex(stdlib=False)
+    index.open_document("file:///big.ex", lambda: text["now"])
+    assert [f.name for f in index.analysis("file:///big.ex").modules[0].functions] == ["one"]
+    text["now"] = text["now"].replace("one", "two")
+    index.changed("file:///big.ex")
+    stale = index.analysis("file:///big.ex", stale_ok=True)
+    assert [f.name for f in stale.modules[0].functions] == ["one"]  # at once, one edit behind
+    # The background re-parse catches up; a fresh query always sees the new text.
+    assert [f.name for f in index.analysis("file:///big.ex").modules[0].functions] == ["two"]
