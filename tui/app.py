@@ -59,6 +59,7 @@ class PotionChat(App[None]):
         self.workdir = (workdir or Path.cwd()).resolve()
         self.max_tokens = max_tokens
         self.flush_interval = flush_interval
+        self._chat: ChatScreen | None = None
         self.notices: list[tuple[str, str]] = []  # (severity, message) of every notification
 
     def notify(self, message: str, *, title: str = "", severity: str = "information", **kwargs) -> None:  # type: ignore[override]
@@ -79,7 +80,8 @@ class PotionChat(App[None]):
                 notice = f"{exc.user_message()}; this session's history will not be saved"
         else:
             notice = self.store.notice
-        await self.push_screen(ChatScreen())
+        self._chat = ChatScreen()
+        await self.push_screen(self._chat)
         if notice:
             self.notify(notice, title="Chat history", severity="warning", timeout=15)
         self._load(self._initial_backend, self.model_spec, self.url)
@@ -89,10 +91,9 @@ class PotionChat(App[None]):
         return self._chat_screen()
 
     def _chat_screen(self) -> ChatScreen:
-        for screen in self.screen_stack:
-            if isinstance(screen, ChatScreen):
-                return screen
-        raise LookupError("the chat screen is not mounted")
+        if self._chat is None:
+            raise LookupError("the chat screen is not mounted yet")
+        return self._chat
 
     # -- the model ------------------------------------------------------------------------------------
 
@@ -182,6 +183,9 @@ class PotionChat(App[None]):
 
     def on_unmount(self) -> None:
         if self.backend is not None:
+            # Freeing the model under a generating thread would crash llama.cpp: let it see the cancel.
+            if self._chat is not None and not self._chat.worker_idle.wait(10):
+                return  # leave the model to process exit rather than free it mid-generation
             self.backend.close()
         if self.store is not None:
             self.store.close()

@@ -66,6 +66,8 @@ class ChatScreen(SlashCommands, Screen[None]):
         self._answer: MessageView | None = None
         self._flush_timer: Timer | None = None
         self.displayed_tokens = 0
+        self.worker_idle = threading.Event()  # clear while a generation thread runs
+        self.worker_idle.set()
 
     def compose(self) -> ComposeResult:
         yield Sidebar(id="sidebar")
@@ -300,6 +302,7 @@ class ChatScreen(SlashCommands, Screen[None]):
         self.displayed_tokens = 0
         self.status.state = "answering… (Esc to stop)"
         self._flush_timer = self.set_interval(self.app.flush_interval, self._flush)
+        self.worker_idle.clear()
         self._generate(self.generation, messages, self._cancel, self.buffer)
 
     @work(thread=True, exclusive=True, group="generate")
@@ -335,6 +338,8 @@ class ChatScreen(SlashCommands, Screen[None]):
             status, error = "error", exc.user_message()
         except (OSError, RuntimeError, ValueError) as exc:  # a backend bug must not take the chat down
             status, error = "error", f"{type(exc).__name__}: {exc}"
+        finally:
+            self.worker_idle.set()
         n = len(text)
         stats = getattr(backend, "last_stats", None)
         prompt_tokens = getattr(stats, "prompt_tokens", 0) or prompt_tokens
