@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -44,12 +45,26 @@ def run(args: argparse.Namespace) -> int:
 
     from lsp.server import create_server
 
+    protocol_out = _claim_stdout()
     server = create_server()
     try:
-        server.start_io()
+        server.start_io(sys.stdin.buffer, protocol_out)
     finally:
         server.close()
     return 0
+
+
+def _claim_stdout():
+    """Keep the protocol on a private copy of stdout and point fd 1 at stderr.
+
+    Native code writes to fd 1 too, and llama-cpp-python even redirects fd 1 to /dev/null while a model
+    loads: on the shared fd, responses sent meanwhile would vanish or a stray line would corrupt a message.
+    """
+    protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    return protocol_out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ loop keeps reading messages (a newer keystroke, `$/cancelRequest`) while a sugge
 - Cancellation: a newer request, or the awaiting task being cancelled (pygls cancels it on
   `$/cancelRequest`), sets the running generation's CancelToken; the backend stops between tokens.
 - One generation at a time: the worker pool has one thread; a generation superseded while queued never runs.
-- Time budget: generation stops after `time_budget_ms` and the partial text is post-processed.
+- Time budget: generation stops `time_budget_ms` after its first token; complete lines are kept.
 - Cache: by prompt text (same cursor state again), and type-through: a user typing the characters of a
   shown suggestion gets the rest of it without a generation, before any debounce.
 """
@@ -236,7 +236,8 @@ class CompletionEngine:
                 return Suggestion(hit, cache_hit=True)
             self.stats.generations += 1
             self.busy.set()
-            deadline = time.monotonic() + self.config.time_budget_ms / 1000
+            # The budget counts from the first token: prompt processing of a cold cache is not generation.
+            deadline: float | None = None
             raw = ""
             timed_out = False
             pieces = backend.complete(
@@ -248,7 +249,10 @@ class CompletionEngine:
                     return None
                 if "\n" in piece and should_stop(raw, ctx):
                     break
-                if time.monotonic() > deadline:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.config.time_budget_ms / 1000
+                elif now > deadline:
                     timed_out = True
                     break
             close = getattr(pieces, "close", None)
@@ -256,6 +260,8 @@ class CompletionEngine:
                 close()  # lets the backend finish its bookkeeping for a generation we stopped early
             if cancel.is_set():
                 return None
+            if timed_out and "\n" in raw:
+                raw = raw[: raw.rfind("\n")]  # a line cut mid-token is worse than one line less
             text = postprocess(raw, ctx)
             stats = backend.last_stats
             with self._lock:

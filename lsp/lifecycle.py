@@ -92,6 +92,8 @@ def parse_settings(options: Any, base: ServerConfig | None = None) -> ServerConf
         )
     if isinstance(options.get("potion"), dict):
         options = options["potion"]
+    if isinstance(options.get("features"), dict):  # {"features": {"hover": false}} as VS Code nests them
+        options = {**{k: v for k, v in options.items() if k != "features"}, **options["features"]}
     known = {f.name: f for f in dataclasses.fields(ServerConfig)}
     changes: dict[str, Any] = {}
     for raw_key, value in options.items():
