@@ -250,6 +250,10 @@ class WorkspaceIndex:
             self._open[uri] = OpenBuffer(text_of, uri_path(uri))
             self._by_module = None
 
+    def is_open(self, uri: str) -> bool:
+        with self._lock:
+            return uri in self._open
+
     def changed(self, uri: str) -> None:
         with self._lock:
             buffer = self._open.get(uri)
@@ -295,8 +299,11 @@ class WorkspaceIndex:
             buffer = self._open.get(uri)
         if buffer is None:
             return None
-        if buffer.dirty and stale_ok and buffer.document is not None:
-            if len(buffer.text) > STALE_OK_CHARS or buffer.lock.locked():
+        if buffer.dirty and stale_ok:
+            if buffer.document is None and len(buffer.text_of()) > STALE_OK_CHARS:
+                self._refresh_in_background(buffer)  # the first parse of a huge file: ~1.5 s per 5 MB
+                return None
+            if buffer.document is not None and (len(buffer.text) > STALE_OK_CHARS or buffer.lock.locked()):
                 stale = buffer.analysis
                 self._refresh_in_background(buffer)
                 return stale
@@ -474,11 +481,9 @@ def index_for(server: PotionServer) -> WorkspaceIndex:
 def document_analysis(server: PotionServer, uri: str, *, stale_ok: bool = False) -> SourceAnalysis | None:
     """The analysis of an open document through the server's index (None if it is not open)."""
     index = index_for(server)
-    analysis = index.analysis(uri, stale_ok=stale_ok)
-    if analysis is None and server.document(uri) is not None:
+    if not index.is_open(uri) and server.document(uri) is not None:
         index.open_document(uri, lambda: _text(server, uri))
-        analysis = index.analysis(uri, stale_ok=stale_ok)
-    return analysis
+    return index.analysis(uri, stale_ok=stale_ok)
 
 
 def position_encoding(server: PotionServer) -> str:

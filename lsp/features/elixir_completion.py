@@ -127,6 +127,7 @@ def local_items(
             line=fn.line,
         )
         for fn in module.functions
+        if fn.name.startswith(prefix)  # before building anything: a module may have thousands
     ]
     sources = [(own, "0")]
     for imported in module.imports:

@@ -119,3 +119,20 @@ async def test_switched_off_and_bad_positions(home, tmp_path):
             types.DidChangeConfigurationParams(settings={"potion": {"elixirCompletion": False}})
         )
         assert list((await client.text_document_completion_async(params(uri, 1, 18, "."))).items) == []
+
+
+@pytest.mark.slow
+async def test_huge_file_and_odd_text(home, tmp_path):
+    """A 5 MB buffer and text with astral characters: answers, never errors; items once parsed."""
+    uri = (tmp_path / "huge.ex").as_uri()
+    body = "".join(f"  def f{i}(x), do: x + {i}\n" for i in range(180_000))
+    text = f"defmodule Huge do\n{body}  def g, do: 🧪🧪 = Enum.\nend\n"
+    assert len(text) > 5_000_000
+    line = text.count("\n") - 2
+    character = len("  def g, do: 🧪🧪 = Enum.".encode("utf-16-le")) // 2
+    async with lsp_session(home, capabilities=vscode_capabilities(), options=fake_options([""])) as client:
+        open_doc(client, uri, text)
+        items = await labels_eventually(client, params(uri, line, character, "."), "map/2", timeout=40)
+        assert "map/2" in [i.label for i in items]
+        local = await labels_eventually(client, params(uri, 2, 8), "f1/1", timeout=40)
+        assert "f1/1" in [i.label for i in local]

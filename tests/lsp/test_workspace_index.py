@@ -72,22 +72,23 @@ def test_open_buffer_replaces_its_file_and_reanalyses_lazily(tmp_path: Path) -> 
     index.scan()
     path = root / "lib" / "my_app" / "worker.ex"
     text = {"now": WORKER.replace("def retry", "def again")}
-    parses = []
+    reads = []
 
     def current() -> str:
-        parses.append(1)
+        reads.append(1)
         return text["now"]
 
     index.open_document(path.as_uri(), current)
     assert [f.name for f in index.functions("MyApp.Worker")] == ["again", "run"]
     assert index.module("MyApp.Worker").source == "open"
-    index.functions("MyApp.Worker")
-    assert len(parses) == 1  # unchanged buffer: no second parse
+    first = index.analysis(path.as_uri())
+    assert index.analysis(path.as_uri()) is first  # unchanged buffer: no second parse
     text["now"] = "defmodule MyApp.Worker do\n  def only, do: 1\nend\n"
+    before = len(reads)
     index.changed(path.as_uri())
-    assert len(parses) == 1  # a change only marks the buffer dirty
+    assert len(reads) == before  # a change only marks the buffer dirty
     assert [f.name for f in index.functions("MyApp.Worker")] == ["only"]
-    assert len(parses) == 2
+    assert index.analysis(path.as_uri()) is not first
     # Closing the buffer goes back to what is on disk.
     index.close_document(path.as_uri())
     assert [f.name for f in index.functions("MyApp.Worker")] == ["retry", "run"]
@@ -207,3 +208,13 @@ def test_big_buffers_answer_stale_while_reparsing(monkeypatch: pytest.MonkeyPatc
     assert [f.name for f in stale.modules[0].functions] == ["one"]  # at once, one edit behind
     # The background re-parse catches up; a fresh query always sees the new text.
     assert [f.name for f in index.analysis("file:///big.ex").modules[0].functions] == ["two"]
+
+
+def test_first_parse_of_a_huge_buffer_does_not_block_completion(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lsp.workspace_index as wi
+
+    monkeypatch.setattr(wi, "STALE_OK_CHARS", 10)
+    index = WorkspaceIndex(stdlib=False)
+    index.open_document("file:///huge.ex", lambda: WORKER)
+    assert index.analysis("file:///huge.ex", stale_ok=True) is None  # parsing started, not awaited
+    assert index.analysis("file:///huge.ex").modules[0].name == "MyApp.Worker"
