@@ -82,7 +82,16 @@ for _, item in ipairs(items) do
 end
 local titles = {}
 for _, a in ipairs(actions or {}) do table.insert(titles, a.title) end
+-- :PotionNewModule: the server sends workspace/applyEdit (create + insert), the plugin opens the file.
+vim.cmd("PotionNewModule genserver Demo.Worker")
+local created = vim.wait(20000, function()
+  return vim.api.nvim_buf_get_name(0):match("lib/demo/worker%.ex$") ~= nil
+    and vim.api.nvim_buf_line_count(0) > 10
+end, 20)
+local first_line = vim.api.nvim_buf_get_lines(0, 0, 1, false)[1]
 finish({
+  created = created,
+  first_line = first_line,
   ready = ready,
   omnifunc = vim.bo.omnifunc,
   labels = labels,
@@ -144,3 +153,4 @@ def test_neovim_receives_potion_completions(tmp_path: Path) -> None:
     assert {"map/2", "reduce/3", "filter/2"} <= set(result["labels"])
     assert "behaviour" in result["hover"] and "GenServer" in result["hover"]
     assert "Potion: write @doc for increment/1" in result["actions"]
+    assert result["created"] is True and result["first_line"] == "defmodule Demo.Worker do"
