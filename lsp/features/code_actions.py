@@ -33,7 +33,7 @@ from lsp.context import uri_path
 from lsp.server import PotionServer  # at runtime: pygls reads the command handlers' annotations
 from lsp.workspace_index import document_analysis, index_for, position_encoding
 from potion.backends import CancelToken
-from potion.elixir import is_balanced, scope_at
+from potion.elixir import analyze, is_balanced, scope_at
 from potion.elixir.model import FunctionDef, ModuleDef
 from potion.errors import PotionError
 from potion.scaffolds import SCAFFOLDS, module_path, render
@@ -152,20 +152,26 @@ def doc_block(text: str, indent: str) -> str:
 
 
 def implementation_code(text: str, fn: FunctionDef, indent: str) -> str | None:
-    """The model's `def` clauses, re-indented; None if they are not a balanced `def` of that name."""
-    blocks = re.findall(r"```(?:elixir|ex)?\n(.*?)```", text, re.S)
-    code = blocks[0] if blocks else text
-    lines = _dedent(code.strip("\n")).split("\n")
-    # The model may echo the @doc/@spec (kept above the function already) before the code.
-    while lines and (lines[0].lstrip().startswith("@") or not lines[0].strip()):
-        first = lines.pop(0).strip()
-        if first.endswith('"""'):  # a heredoc attribute: drop through its closing line
-            while lines and lines.pop(0).strip() != '"""':
-                pass
-    code = "\n".join(lines).rstrip()
-    if not re.match(rf"(def|defp)\s+{re.escape(fn.name)}\b", code) or not is_balanced(code):
-        return None
-    return "".join(f"{indent}{ln}\n" if ln.strip() else "\n" for ln in code.split("\n"))
+    """The model's clauses of `fn`, re-indented; None if its answer holds no balanced `def` of that name.
+
+    Small models wrap the clauses in prose, echo the `@doc`/`@spec`, or answer the whole module: the
+    answer is parsed (inside a stand-in module when it has none) and only the clauses are kept.
+    """
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", text, re.S)
+    candidates = [*blocks, text] if blocks else [text]
+    for candidate in candidates:
+        code = _dedent(candidate.strip("\n"))
+        wrapped = "defmodule" not in code
+        source = f"defmodule PotionAnswer do\n{code}\nend\n" if wrapped else code
+        lines = source.split("\n")
+        for module in analyze(source).modules:
+            found = module.function(fn.name)
+            if found is None or found.kind not in ("def", "defp"):
+                continue
+            body = _dedent("\n".join(lines[found.line : found.end_line + 1])).rstrip()
+            if is_balanced(body) and re.match(rf"(def|defp)\s+{re.escape(fn.name)}\b", body):
+                return "".join(f"{indent}{ln}\n" if ln.strip() else "\n" for ln in body.split("\n"))
+    return None
 
 
 def _dedent(text: str) -> str:
@@ -552,7 +558,8 @@ async def _generate(server: PotionServer, messages: list[dict[str, str]], max_to
     def run() -> str:
         deadline = time.monotonic() + GENERATION_TIMEOUT_S
         out = []
-        for piece in backend.chat(messages, max_tokens=max_tokens, cancel=cancel):
+        # Greedy decoding: the same request gives the same code, and small models ramble less.
+        for piece in backend.chat(messages, max_tokens=max_tokens, cancel=cancel, temperature=0.0):
             out.append(piece)
             if time.monotonic() > deadline:
                 cancel.set()
