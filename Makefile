@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # A native llama.cpp build crashes on some CPUs (GPF in libggml-cpu): build it portable.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
-.PHONY: setup venv system-deps elixir-src model demo test lint
+.PHONY: setup venv system-deps elixir-src model demo vscode test lint
 
 setup: system-deps venv elixir-src model demo
 
@@ -25,8 +25,14 @@ elixir-src:
 model:
 	$(BIN)/potion models pull qwen2.5-coder-0.5b
 
+# The main job, live: a real LSP session with `potion lsp` on the default model (inline completion,
+# hover, GenServer scaffold on examples/counter.ex).
 demo:
-	$(BIN)/potion complete examples/counter.ex --line 14 --col 5
+	$(BIN)/python -m lsp.demo
+
+# The VS Code extension compiles (npm registry only).
+vscode:
+	cd editors/vscode && npm ci --no-audit --no-fund && npm run compile
 
 test:
 	$(BIN)/python -m pytest -ra
