@@ -53,7 +53,9 @@ SCAFFOLD_KIND = "refactor.potion.scaffold"
 
 DOC_MAX_TOKENS = 256
 IMPLEMENT_MAX_TOKENS = 512
-GENERATION_TIMEOUT_S = 60.0  # an explicit request may take longer than a ghost-text suggestion
+# An explicit request may take much longer than a ghost-text suggestion (a few seconds normally; on a
+# busy 2-core machine a 0.5B model has needed ~2 minutes for 60 tokens).
+GENERATION_TIMEOUT_S = 180.0
 _CONTEXT_CHARS = 4000  # of the module's source given to the model as context
 
 
@@ -555,7 +557,7 @@ async def _generate(server: PotionServer, messages: list[dict[str, str]], max_to
     backend = server.backend
     cancel = CancelToken()
 
-    def run() -> str:
+    def run() -> str | None:
         deadline = time.monotonic() + GENERATION_TIMEOUT_S
         out = []
         # Greedy decoding: the same request gives the same code, and small models ramble less.
@@ -563,7 +565,11 @@ async def _generate(server: PotionServer, messages: list[dict[str, str]], max_to
             out.append(piece)
             if time.monotonic() > deadline:
                 cancel.set()
-                break
+                limit = f"{GENERATION_TIMEOUT_S:.0f} s"
+                message = f"Potion: the model did not finish within {limit}; nothing was changed"
+                server.show_message(message, types.MessageType.Warning)
+                return None  # half a function or half a doc is worse than none
+        log.info("model answer: %r", "".join(out)[:2000])
         return "".join(out)
 
     engine = server.engine
