@@ -148,6 +148,7 @@ class CompletionEngine:
         self._current: CancelToken | None = None
         self._lock = threading.Lock()
         self.busy = threading.Event()  # set while the worker generates (tests, bench)
+        self.last: Suggestion | None = None  # the last suggestion answered (potion/status, bench)
 
     def configure(self, config: EngineConfig) -> None:
         self.config = config
@@ -174,7 +175,8 @@ class CompletionEngine:
         cached = self.cache.lookup(request)
         if cached is not None:
             self.stats.cache_hits += 1
-            return Suggestion(cached, cache_hit=True, latency_ms=(time.perf_counter() - started) * 1000)
+            self.last = Suggestion(cached, cache_hit=True, latency_ms=(time.perf_counter() - started) * 1000)
+            return self.last
         self._latest += 1
         seq = self._latest
         self.cancel_running()  # whatever runs was for an older cursor state
@@ -208,6 +210,7 @@ class CompletionEngine:
         if suggestion is None:
             return None
         suggestion.latency_ms = (time.perf_counter() - started) * 1000
+        self.last = suggestion
         if suggestion.text:
             self.cache.store(request, suggestion.text)
         return suggestion

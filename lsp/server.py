@@ -319,6 +319,15 @@ def register_core(server: PotionServer) -> None:
             "superseded": stats.superseded,
             "cancelled": stats.cancelled,
             "errors": stats.errors,
+            "last": None
+            if (last := ls.engine.last) is None
+            else {
+                "id": last.id,
+                "cache_hit": last.cache_hit,
+                "latency_ms": round(last.latency_ms, 2),
+                "prompt_tokens": last.prompt_tokens,
+                "completion_tokens": last.completion_tokens,
+            },
         }
 
     @server.command(ACCEPTED_COMMAND)

@@ -3,13 +3,13 @@ completion (Neovim before 0.12, older VS Code), the model's suggestion as the fi
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from lsp.features import elixir_completion
 from lsp.features.inline_completion import accepted_command, ai_suggestion
 from lsp.server import PotionServer, document_split
 
@@ -21,17 +21,6 @@ log = logging.getLogger(__name__)
 TRIGGER_CHARACTERS = [".", "@", ":"]
 _WORD_TAIL = re.compile(r"[\w?!]*$")
 _LABEL_WIDTH = 60
-
-
-def _elixir_items(server: PotionServer, document: TextDocument, position: types.Position) -> list:
-    """Items from the Elixir index (lsp.features.elixir_completion), if that module is installed."""
-    try:
-        module = importlib.import_module("lsp.features.elixir_completion")
-    except ModuleNotFoundError as exc:
-        if exc.name != "lsp.features.elixir_completion":
-            raise
-        return []
-    return list(module.completion_items(server, document, position))
 
 
 def ai_item(
@@ -79,7 +68,7 @@ def register(server: PotionServer) -> None:
             return types.CompletionList(is_incomplete=False, items=[])
         items: list[types.CompletionItem] = []
         if ls.config.elixir_completion:
-            items.extend(_elixir_items(ls, document, params.position))
+            items.extend(elixir_completion.completion_items(ls, document, params.position))
         ai_wanted = not ls.client_has_inline_completion() and ls.model_ready.is_set()
         # After `Module.` the names are what the user asked for: do not hold them back for the model.
         triggered = params.context is not None and params.context.trigger_character in TRIGGER_CHARACTERS
