@@ -16,6 +16,8 @@ from typing import Literal
 from potion.backends.base import ModelInfo
 
 UNKNOWN = "unknown"
+ANCHOR_LINES = 16
+EXTRA_QUANTUM = 64
 Tokenize = Callable[[str], list[int]]
 
 
@@ -220,12 +222,36 @@ def _scrub(text: str, markers: Sequence[str]) -> str:
     return text
 
 
+def _anchored(prefix: str, kept: str) -> str:
+    """Start a trimmed prefix on a line number that is a multiple of ANCHOR_LINES.
+
+    The cache of the previous prompt is reusable only up to the first token that changed. If the trimmed
+    prefix started one line later each time the user's edits pushed it over the budget, every such
+    keystroke would re-evaluate the whole prompt; starting on block boundaries moves the start only once
+    per ANCHOR_LINES lines, at the cost of up to that many lines of budget.
+    """
+    dropped_text = prefix[: len(prefix) - len(kept)]
+    if not dropped_text.endswith("\n"):
+        return kept  # cut inside a line (one enormous line): nothing to anchor to
+    lines = prefix.split("\n")
+    dropped = dropped_text.count("\n")
+    anchored = -(-dropped // ANCHOR_LINES) * ANCHOR_LINES
+    if anchored >= len(lines) - 1:
+        return kept  # keep at least the cursor line and the one before it
+    return "\n".join(lines[anchored:])
+
+
 def _split_budget(n_prefix: int, n_suffix: int, available: int) -> tuple[int, int]:
-    """Token allowances for prefix and suffix: the prefix gets three quarters, or whatever the suffix
-    leaves unused, and the other way round."""
+    """Token allowances for prefix and suffix: the suffix gets an eighth, or what the prefix leaves unused,
+    and the prefix the rest.
+
+    The suffix share is small on purpose: the model mostly needs the next few lines to know where to
+    stop, and in prefix-suffix-middle order every suffix token sits after the cursor, so it is
+    re-evaluated on every keystroke while the prefix before the edit stays cached.
+    """
     if n_prefix + n_suffix <= available:
         return n_prefix, n_suffix
-    suffix_share = available // 4
+    suffix_share = available // 8
     if n_suffix <= suffix_share:
         return available - n_suffix, n_suffix
     if n_prefix <= available - suffix_share:
@@ -289,13 +315,18 @@ def completion_prompt(
     available = max(budget_tokens - overhead, 0)
     n_prefix, n_suffix = _count(tokenize, prefix), _count(tokenize, suffix)
     prefix_budget, suffix_budget = _split_budget(n_prefix, n_suffix, available)
-    prefix_kept = prefix if prefix_budget >= n_prefix else keep_tail(prefix, prefix_budget, tokenize)
+    prefix_kept = (
+        prefix if prefix_budget >= n_prefix else _anchored(prefix, keep_tail(prefix, prefix_budget, tokenize))
+    )
     suffix_kept = suffix if suffix_budget >= n_suffix else keep_head(suffix, suffix_budget, tokenize)
 
     files_kept: list[str] = []
     context = ""
     if repo_level:
+        # Other files come first in the prompt, so they must not change with every keystroke in the
+        # current file: their allowance moves in steps of EXTRA_QUANTUM tokens.
         left = available - _count(tokenize, prefix_kept) - _count(tokenize, suffix_kept)
+        left = left // EXTRA_QUANTUM * EXTRA_QUANTUM
         for other_path, other_text in extra_files:
             if left <= 0:
                 break

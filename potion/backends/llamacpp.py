@@ -123,6 +123,13 @@ class LlamaCppBackend:
                 self._llm.close()
                 self._llm = None
 
+    def reset_cache(self) -> None:
+        """Forget the cached prompt, so the next call evaluates all of its prompt (benchmarks, tests)."""
+        with self._exclusive():
+            if self._llm is not None:
+                self._llm.n_tokens = 0
+                self._llm._ctx.kv_cache_clear()
+
     # -- tokens ------------------------------------------------------------------------------------
 
     def tokenize(self, text: str) -> list[int]:

@@ -139,7 +139,9 @@ def lines(n: int, tag: str) -> str:
     return "".join(f"{tag}{i:03d}\n" for i in range(n))
 
 
-def test_budget_keeps_the_end_of_the_prefix_and_the_start_of_the_suffix_at_line_boundaries() -> None:
+def test_budget_keeps_the_end_of_the_prefix_and_the_start_of_the_suffix_at_line_boundaries(
+    no_anchor: None,
+) -> None:
     prefix, suffix = lines(100, "pre") + "  cur", "sor\n" + lines(100, "suf")
     prompt = build("qwen2.5-coder", prefix, suffix, budget=203)
     assert len(chars(prompt.text)) <= 203
@@ -151,7 +153,15 @@ def test_budget_keeps_the_end_of_the_prefix_and_the_start_of_the_suffix_at_line_
     assert len(prompt.prefix_kept) > 2 * len(prompt.suffix_kept)
 
 
-def test_a_short_suffix_leaves_its_share_to_the_prefix_and_the_other_way_round() -> None:
+@pytest.fixture
+def no_anchor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trim at any line, so that budget arithmetic is exact (anchoring has its own test)."""
+    import potion.prompts
+
+    monkeypatch.setattr(potion.prompts, "ANCHOR_LINES", 1)
+
+
+def test_a_short_suffix_leaves_its_share_to_the_prefix_and_the_other_way_round(no_anchor: None) -> None:
     long, short = lines(100, "x"), "end\n"
     p = build("qwen2.5-coder", long, short, budget=120)
     assert p.suffix_kept == short and len(chars(p.text)) <= 120
@@ -160,7 +170,7 @@ def test_a_short_suffix_leaves_its_share_to_the_prefix_and_the_other_way_round()
     assert s.prefix_kept == short and len(s.suffix_kept) > 120 - 3 - len(short) - 8
 
 
-def test_extra_files_only_get_what_the_current_file_leaves() -> None:
+def test_extra_files_only_get_what_the_current_file_leaves(no_anchor: None) -> None:
     other = ("lib/other.ex", lines(50, "oth"))
     tight = build("qwen2.5-coder", lines(50, "pre"), "", budget=200, path="a.ex", extra_files=[other])
     assert tight.files_kept == [] and "lib/other.ex" not in tight.text
@@ -168,6 +178,23 @@ def test_extra_files_only_get_what_the_current_file_leaves() -> None:
     assert roomy.files_kept == ["lib/other.ex"]
     assert len(chars(roomy.text)) <= 200
     assert "oth000\n" in roomy.text and "oth049" not in roomy.text  # the start of the file, cut at a line
+    # typing in the current file does not change the other file's part (and so the cached prompt start)
+    typed = build("qwen2.5-coder", "x = 12\n", "", budget=200, path="a.ex", extra_files=[other])
+    assert typed.text.split("<|file_sep|>a.ex")[0] == roomy.text.split("<|file_sep|>a.ex")[0]
+
+
+def test_trimmed_prefix_starts_on_a_stable_line_while_the_user_types() -> None:
+    from potion.prompts import ANCHOR_LINES
+
+    source = lines(400, "l")
+    starts = set()
+    for typed in range(0, 60, 3):  # the user types at the cursor, the prefix grows
+        prompt = build("qwen2.5-coder", source + "x" * typed, "", budget=600)
+        assert len(chars(prompt.text)) <= 600
+        first_line = prompt.prefix_kept.split("\n", 1)[0]
+        assert int(first_line[1:]) % ANCHOR_LINES == 0  # starts on a block boundary
+        starts.add(first_line)
+    assert len(starts) <= 2  # 60 typed characters move the start at most once, not on every keystroke
 
 
 def test_an_enormous_cursor_line_is_cut_by_characters() -> None:
