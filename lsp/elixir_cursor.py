@@ -20,6 +20,8 @@ _QUALIFIED = re.compile(rf"(?<![\w.@])(?P<mod>{_MODULE}|__MODULE__|:[a-z][a-z0-9
 _MODULE_PREFIX = re.compile(rf"(?<![\w.@:])(?P<mod>(?:{_MODULE}\.)?(?:[A-Z][A-Za-z0-9_]*)?)$")
 # `ma|` at the start of an expression: a local or imported function (`@doc`, `:atom`, `&` excluded).
 _LOCAL = re.compile(rf"(?<![\w.@:])(?P<fun>{_FUN})$")
+# `@sp|`: a module attribute.
+_ATTRIBUTE = re.compile(r"(?<![\w@])@(?P<name>[a-z_]*)$")
 # `def|`, `  handle_|` alone on a line: where a new function definition goes.
 _DEF_START = re.compile(r"^(?P<indent>\s*)(?P<word>(?:def\s+)?[a-z_]*)$")
 
@@ -28,8 +30,9 @@ _DEF_START = re.compile(r"^(?P<indent>\s*)(?P<word>(?:def\s+)?[a-z_]*)$")
 class Typed:
     """What is being typed before the cursor.
 
-    kind: "call" (`Mod.fun` prefix), "module" (module name prefix), "local" (bare function name prefix)
-    or "none". `prefix` is the partial name to replace; `module` the module expression as written.
+    kind: "call" (`Mod.fun` prefix), "module" (module name prefix), "local" (bare function name prefix),
+    "attribute" (`@na`) or "none". `prefix` is the partial name to replace; `module` the module
+    expression as written.
     """
 
     kind: str
@@ -41,6 +44,8 @@ def typed_before(line_prefix: str) -> Typed:
     """Classify the text before the cursor on its line."""
     if _inside_string_or_comment(line_prefix):
         return Typed("none")
+    if m := _ATTRIBUTE.search(line_prefix):
+        return Typed("attribute", m["name"])
     if m := _QUALIFIED.search(line_prefix):
         return Typed("call", m["fun"], m["mod"])
     if (m := _MODULE_PREFIX.search(line_prefix)) and m["mod"]:

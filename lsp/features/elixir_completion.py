@@ -104,6 +104,10 @@ def _items(
             for short, full in scope.module.aliases.items():
                 if short.startswith(partial) and short not in {i.label for i in items}:
                     items.append(_alias_item(short, full, edit_range(partial)))
+    elif typed.kind == "attribute" and scope.module is not None:
+        items += attribute_items(
+            typed.prefix, edit_range(typed.prefix), in_function=scope.function is not None
+        )
     elif typed.kind == "local" and scope.module is not None:
         items += local_items(index, scope.module, typed.prefix, edit_range(typed.prefix), snippets)
     return items[:MAX_ITEMS]
@@ -141,6 +145,53 @@ def local_items(
             item.sort_text = f"{rank}{fn.name}"
             items[fn.label] = item
     return list(items.values())
+
+
+# Module attributes Elixir gives a meaning to, with what they are for.
+ATTRIBUTES = {
+    "doc": "Documentation of the next function",
+    "moduledoc": "Documentation of the module",
+    "spec": "Typespec of the next function",
+    "impl": "Marks the next function as a behaviour callback (`@impl true`)",
+    "behaviour": "Declares that the module implements a behaviour",
+    "callback": "Declares a callback of this module's behaviour",
+    "macrocallback": "Declares a macro callback of this module's behaviour",
+    "optional_callbacks": "Callbacks implementations may leave out",
+    "type": "A public type",
+    "typep": "A private type",
+    "opaque": "A type whose structure is private",
+    "typedoc": "Documentation of the next type",
+    "derive": "Protocols to derive for the module's struct",
+    "enforce_keys": "Struct keys that must be given",
+    "deprecated": "Marks the next function as deprecated",
+    "since": "The version the next function appeared in",
+    "dialyzer": "Dialyzer options",
+    "compile": "Compiler options",
+    "external_resource": "A file the module is compiled from",
+    "before_compile": "A module whose __before_compile__/1 runs first",
+    "after_compile": "A module whose __after_compile__/2 runs after",
+    "on_load": "A function run when the module is loaded",
+    "vsn": "The module's version",
+}
+
+
+def attribute_items(prefix: str, edit_range: types.Range, *, in_function: bool) -> list[types.CompletionItem]:
+    """Elixir's module attributes starting with `prefix`; none inside a `def`, where `@x` reads the
+    module's own attributes rather than declaring one."""
+    if in_function:
+        return []
+    return [
+        types.CompletionItem(
+            label=f"@{name}",
+            kind=types.CompletionItemKind.Keyword,
+            detail=detail,
+            filter_text=name,
+            sort_text=name,
+            text_edit=types.TextEdit(range=edit_range, new_text=name),
+        )
+        for name, detail in ATTRIBUTES.items()
+        if name.startswith(prefix)
+    ]
 
 
 def callback_items(

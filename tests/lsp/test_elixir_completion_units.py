@@ -25,7 +25,9 @@ RANGE = types.Range(start=types.Position(line=0, character=0), end=types.Positio
         ("  MyApp.Wor", Typed("module", "MyApp.Wor")),
         ("  Gen", Typed("module", "Gen")),
         ("  res = hel", Typed("local", "hel")),
-        ("  @do", Typed("none")),
+        ("  @do", Typed("attribute", "do")),
+        ("  @", Typed("attribute", "")),
+        ("  x = @@", Typed("none")),
         ('  IO.puts("Enum.', Typed("none")),  # inside a string
         ("  # Enum.", Typed("none")),  # inside a comment
         ("  x.field", Typed("none")),  # a map field access, not a module call
@@ -162,3 +164,15 @@ def test_snippet_placeholders_are_escaped() -> None:
     fn = FunctionInfo("M", "f", (2,), "def", "f(%{a: a}, $x)", None, None, "open")
     item = _function_item(fn, RANGE, snippets=True)
     assert item.text_edit.new_text == "f(${1:%{a: a\\}}, ${2:\\$x})"
+
+
+def test_attribute_items() -> None:
+    from lsp.features.elixir_completion import attribute_items
+
+    items = attribute_items("do", RANGE, in_function=False)
+    assert [i.label for i in items] == ["@doc"]
+    assert items[0].text_edit.new_text == "doc"  # the `@` typed stays
+    assert {"@spec", "@impl", "@behaviour"} <= {
+        i.label for i in attribute_items("", RANGE, in_function=False)
+    }
+    assert attribute_items("do", RANGE, in_function=True) == []
