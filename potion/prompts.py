@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from potion.backends.base import ModelInfo
+if TYPE_CHECKING:  # potion.backends imports this module: a runtime import would be circular
+    from potion.backends.base import ModelInfo
 
 UNKNOWN = "unknown"
 ANCHOR_LINES = 16
