@@ -128,6 +128,7 @@ class PotionServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[DocumentListener] = []
         self._generation_error_shown = False
+        self._progress: dict[str, str | None] = {}  # token -> None (created), "begun", or a pending end
 
     # -- state shared with the features -------------------------------------------------------------
 
@@ -202,21 +203,36 @@ class PotionServer(LanguageServer):
         self._on_loop(self.window_show_message, types.ShowMessageParams(type=kind, message=message))
 
     def progress_begin(self, token: str, title: str, message: str) -> None:
+        """Create a progress token and begin it once the client acknowledged it (as the spec asks)."""
+
         def begin() -> None:
             window = self.client_capabilities.window if self.client_capabilities else None
             if not (window and window.work_done_progress):
                 return
-            self.work_done_progress.create(token)
-            self.work_done_progress.begin(
-                token, types.WorkDoneProgressBegin(title=title, message=message, cancellable=False)
-            )
+            self._progress[token] = None  # created, not begun: an early end waits here
+
+            def created(*_: Any) -> None:
+                self.work_done_progress.begin(
+                    token, types.WorkDoneProgressBegin(title=title, message=message, cancellable=False)
+                )
+                if (pending_end := self._progress.pop(token, None)) is not None:
+                    self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=pending_end))
+                else:
+                    self._progress[token] = "begun"
+
+            self.work_done_progress.create(token, created)
 
         self._on_loop(begin)
 
     def progress_end(self, token: str, message: str) -> None:
         def end() -> None:
-            if token in self.work_done_progress.tokens:
+            if token not in self._progress:
+                return  # the client has no progress support
+            if self._progress[token] == "begun":
+                del self._progress[token]
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+            else:
+                self._progress[token] = message  # sent right after the begin
 
         self._on_loop(end)
 

@@ -49,6 +49,9 @@ async def test_vscode_inline_completion(home):
         )
         state = await status(client)
         assert state["generations"] == 1
+        # Even an instant load shows a whole $/progress: begin once the client created the token, then end.
+        reports = [type(r).__name__ for values in client.progress_reports.values() for r in values]
+        assert reports == ["WorkDoneProgressBegin", "WorkDoneProgressEnd"]
     db = home / "data" / "telemetry.sqlite3"
     import sqlite3
 
