@@ -174,12 +174,13 @@ class LlamaCppBackend:
 
     def _reuse_prefix(self, tokens: list[int]) -> int:
         """Keep the KV cache of the longest common token prefix; return how many tokens it covers."""
+        import numpy as np  # a dependency of llama-cpp-python
+
         llm = self._llm
         cached = llm.input_ids[: llm.n_tokens]
-        n = 0
         limit = min(len(cached), len(tokens))
-        while n < limit and cached[n] == tokens[n]:
-            n += 1
+        differ = np.flatnonzero(cached[:limit] != np.asarray(tokens[:limit], dtype=cached.dtype))
+        n = int(differ[0]) if len(differ) else limit
         # The logits of the last prompt token are needed to sample, so at least one token is evaluated.
         n = min(n, len(tokens) - 1)
         if not llm._ctx.kv_cache_seq_rm(-1, n, -1):

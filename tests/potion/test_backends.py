@@ -117,3 +117,15 @@ def test_llamacpp_threads_default_to_usable_cores() -> None:
 
     assert LlamaCppBackend("m.gguf").n_threads == cpu_cores() >= 1
     assert LlamaCppBackend("m.gguf", n_threads=3).n_threads == 3
+
+
+@pytest.mark.parametrize(
+    "module", ["potion.prompts", "potion.backends", "potion.backends.openai", "potion.commands.complete"]
+)
+def test_each_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr  # guards against import cycles between prompts and backends
