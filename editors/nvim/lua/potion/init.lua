@@ -61,15 +61,25 @@ local function root_dir(bufnr)
   return start
 end
 
+--- Accept the shown inline suggestion (nil: nothing to type), else the accept key itself, so <Tab>
+--- still indents when no ghost text is shown. Used as an `expr` insert-mode mapping.
+function M.accept_or_key()
+  if vim.lsp.inline_completion and vim.lsp.inline_completion.get() then
+    return nil
+  end
+  return M.config.accept_key
+end
+
 local function set_up_buffer(client, bufnr)
   if has("nvim-0.12") and vim.lsp.inline_completion then
     vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
     if M.config.accept_key then
-      vim.keymap.set("i", M.config.accept_key, function()
-        if not vim.lsp.inline_completion.get() then
-          return M.config.accept_key
-        end
-      end, { buffer = bufnr, expr = true, replace_keycodes = true, desc = "Potion: accept suggestion" })
+      vim.keymap.set("i", M.config.accept_key, M.accept_or_key, {
+        buffer = bufnr,
+        expr = true,
+        replace_keycodes = true,
+        desc = "Potion: accept suggestion",
+      })
     end
   elseif M.config.completion_fallback then
     if vim.lsp.completion and vim.lsp.completion.enable then
