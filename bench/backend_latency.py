@@ -158,7 +158,7 @@ def main() -> int:
 
     def long_prompt(prefix_text: str):
         return completion_prompt(
-            prefix_text, suffix, info=info, tokenize=backend.tokenize, budget_tokens=1536, path=f"lib/{name}"
+            prefix_text, suffix, info=info, tokenize=backend.tokenize, budget_tokens=1664, path=f"lib/{name}"
         )
 
     cold_ms, warm_ms, evaluated = [], [], []
