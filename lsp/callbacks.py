@@ -7,6 +7,8 @@ them because their `__using__` declares it.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from potion.elixir.model import ModuleDef
@@ -122,25 +124,90 @@ CALLBACKS: dict[str, list[Callback]] = {
 # `use X` that means `@behaviour Y` (Plug.Builder etc. are not behaviours the user implements).
 _USE_AS_BEHAVIOUR = {"Phoenix.LiveView": "Phoenix.LiveView", "Phoenix.Channel": "Phoenix.Channel"}
 
+Known = Mapping[str, list[Callback]]
 
-def behaviours_of(module: ModuleDef) -> list[str]:
-    """Behaviours a module implements: `@behaviour X` plus `use X` for known behaviours, in order."""
+_CALLBACK_ATTR = re.compile(
+    r"^[ \t]*@(?:callback|macrocallback)\s+(?P<name>[a-z_][A-Za-z0-9_]*[?!]?)\s*(?:\((?P<args>.*?)\))?\s*::",
+    re.M | re.S,
+)
+_OPTIONAL = re.compile(r"^[ \t]*@optional_callbacks\s+(?P<list>[^\n]*(?:\n[ \t]+[^@\n][^\n]*)*)", re.M)
+
+
+def parse_callbacks(behaviour: str, source: str) -> list[Callback]:
+    """The `@callback`s a behaviour module's source declares, as clauses that raise until written.
+
+    A regex over the attribute text, not a typespec parser: argument names come from `name :: type`
+    annotations where present (`arg1`... otherwise); `@optional_callbacks` marks the others optional.
+    """
+    optional = {
+        (name, int(arity))
+        for m in _OPTIONAL.finditer(source)
+        for name, arity in re.findall(r"([a-z_]\w*[?!]?):\s*(\d+)", m["list"])
+    }
+    out = []
+    for m in _CALLBACK_ATTR.finditer(source):
+        args = split_args(m["args"] or "")
+        params = []
+        for i, arg in enumerate(args, 1):
+            named = re.match(r"\s*([a-z_]\w*)\s*::", arg)
+            params.append(f"_{named.group(1).lstrip('_')}" if named else f"_arg{i}")
+        head = f"{m['name']}({', '.join(params)})"
+        cb = Callback(
+            behaviour,
+            m["name"],
+            len(params),
+            (m["name"], len(params)) not in optional,
+            f'def {head} do\n  raise "{behaviour}.{m["name"]}/{len(params)} is not implemented yet"\nend',
+        )
+        if all(c.key != cb.key for c in out):
+            out.append(cb)
+    return out
+
+
+def split_args(text: str) -> list[str]:
+    """Top-level comma-separated parts of an argument list (brackets nest)."""
+    if not text.strip():
+        return []
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return parts
+
+
+def behaviours_of(module: ModuleDef, known: Known = CALLBACKS) -> list[str]:
+    """Behaviours a module implements that we know callbacks of: `@behaviour X` plus `use X`."""
     out: list[str] = []
     for name in [*module.behaviours, *module.uses]:
         name = module.aliases.get(name, name)
         name = _USE_AS_BEHAVIOUR.get(name, name)
-        if name in CALLBACKS and name not in out:
+        if name in known and name not in out:
             out.append(name)
     return out
 
 
-def missing_callbacks(module: ModuleDef, *, required_only: bool = False) -> list[Callback]:
+def declared_behaviours(module: ModuleDef) -> list[str]:
+    """Every behaviour named by `@behaviour` (aliases resolved), known to us or not."""
+    return [module.aliases.get(name, name) for name in module.behaviours]
+
+
+def missing_callbacks(
+    module: ModuleDef, *, required_only: bool = False, known: Known = CALLBACKS
+) -> list[Callback]:
     """Callbacks of the module's behaviours it does not define (by name and arity)."""
     defined = {(f.name, a) for f in module.functions for a in f.arities}
     seen: set[tuple[str, int]] = set()
     out = []
-    for behaviour in behaviours_of(module):
-        for cb in CALLBACKS[behaviour]:
+    for behaviour in behaviours_of(module, known):
+        for cb in known[behaviour]:
             key = (cb.name, cb.arity)
             if key in defined or key in seen or (required_only and not cb.required):
                 continue

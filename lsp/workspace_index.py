@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lsp.callbacks import CALLBACKS, Callback, Known, declared_behaviours, parse_callbacks
 from lsp.context import uri_path
 from potion.elixir import Document, SourceAnalysis, analyze
 from potion.elixir.docs import DocsIndex, FunctionDoc, load_stdlib_index
@@ -382,6 +383,36 @@ class WorkspaceIndex:
         if entry is None:
             return None
         return ModuleInfo(entry.name, entry.doc, "stdlib")
+
+    def known_callbacks(self, module: ModuleDef) -> Known:
+        """The built-in callback table plus the `@callback`s of the module's own behaviours found in
+        the workspace, deps or open buffers (`@behaviour MyApp.Plugin`)."""
+        custom = {}
+        for name in declared_behaviours(module):
+            if name not in CALLBACKS and (found := self.behaviour_callbacks(name)):
+                custom[name] = found
+        return {**CALLBACKS, **custom} if custom else CALLBACKS
+
+    def behaviour_callbacks(self, name: str) -> list[Callback]:
+        """`@callback`s declared by module `name` (empty if it is unknown or declares none)."""
+        entries = self._modules().get(name)
+        if not entries:
+            return []
+        source, path, mod = entries[0]
+        data: bytes | None = None
+        if source == "open":
+            with self._lock:
+                buffers = [b for uri, b in self._open.items() if (uri_path(uri) or uri) == path]
+            if buffers and buffers[0].document is not None:
+                data = buffers[0].document.data
+        else:
+            try:
+                data = Path(path).read_bytes()
+            except OSError:
+                return []
+        if data is None:
+            return []
+        return parse_callbacks(name, data[mod.start_byte : mod.end_byte].decode("utf-8", "replace"))
 
     def module_def(self, name: str) -> ModuleDef | None:
         """The analysed definition of a workspace/deps/open module (not stdlib), first one found."""

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp.callbacks import CALLBACKS, behaviours_of, callback_code, missing_callbacks
+from lsp.callbacks import CALLBACKS, Known, behaviours_of, callback_code, missing_callbacks
 from lsp.context import uri_path
 from lsp.server import PotionServer  # at runtime: pygls reads the command handlers' annotations
 from lsp.workspace_index import document_analysis, index_for, position_encoding
@@ -82,10 +82,10 @@ def _indent_of(line: str) -> str:
 
 
 def callbacks_insertion(
-    lines: list[str], module: ModuleDef, *, required_only: bool
+    lines: list[str], module: ModuleDef, *, required_only: bool, known: Known = CALLBACKS
 ) -> tuple[int, str] | None:
     """(line, text) inserting the module's missing callbacks before its closing `end`, or None."""
-    missing = missing_callbacks(module, required_only=required_only)
+    missing = missing_callbacks(module, required_only=required_only, known=known)
     end = module.end_line
     if not missing or end >= len(lines) or lines[end].strip() != "end":
         return None  # a module without a clean closing `end` line (syntax error, one-liner): leave it
@@ -97,9 +97,9 @@ def callbacks_insertion(
     return end, text
 
 
-def callbacks_without_impl(module: ModuleDef) -> list[FunctionDef]:
+def callbacks_without_impl(module: ModuleDef, known: Known = CALLBACKS) -> list[FunctionDef]:
     """Functions that implement a callback of the module's behaviours but carry no `@impl`."""
-    keys = {(cb.name, cb.arity) for b in behaviours_of(module) for cb in CALLBACKS[b]}
+    keys = {(cb.name, cb.arity) for b in behaviours_of(module, known) for cb in known[b]}
     return [
         fn
         for fn in module.functions
@@ -328,7 +328,10 @@ def register(server: PotionServer) -> None:
         opts = _options(args, "uri", "line", "all")
         document = _document(ls, opts)
         module, _ = _module_at(ls, document, _line(opts))
-        insertion = callbacks_insertion(list(document.lines), module, required_only=not opts.get("all"))
+        known = index_for(ls).known_callbacks(module)
+        insertion = callbacks_insertion(
+            list(document.lines), module, required_only=not opts.get("all"), known=known
+        )
         if insertion is None:
             return {"applied": False, "reason": f"{module.name} has no missing callbacks"}
         edit = _workspace_edit(ls, document, [_line_edit(*insertion)])
@@ -340,7 +343,7 @@ def register(server: PotionServer) -> None:
         document = _document(ls, opts)
         module, fn = _module_at(ls, document, _line(opts))
         lines = list(document.lines)
-        missing = callbacks_without_impl(module)
+        missing = callbacks_without_impl(module, index_for(ls).known_callbacks(module))
         if "line" in opts and not opts.get("all"):
             missing = [f for f in missing if f is fn]
         if not missing:
@@ -471,12 +474,15 @@ def actions_for(server: PotionServer, document: TextDocument, line: int) -> list
     fn = function_at(module, line, scope.function)
     lines = list(document.lines)
     actions: list[types.CodeAction] = []
-    behaviours = ", ".join(behaviours_of(module))
+    known = index_for(server).known_callbacks(module)
+    behaviours = ", ".join(behaviours_of(module, known))
     for required_only in (True, False):
-        insertion = callbacks_insertion(lines, module, required_only=required_only)
+        insertion = callbacks_insertion(lines, module, required_only=required_only, known=known)
         if insertion is None:
             continue
-        names = ", ".join(cb.key for cb in missing_callbacks(module, required_only=required_only))
+        names = ", ".join(
+            cb.key for cb in missing_callbacks(module, required_only=required_only, known=known)
+        )
         which = "missing" if required_only else "all missing"
         actions.append(
             types.CodeAction(
@@ -486,7 +492,7 @@ def actions_for(server: PotionServer, document: TextDocument, line: int) -> list
                 edit=_workspace_edit(server, document, [_line_edit(*insertion)]),
             )
         )
-    no_impl = callbacks_without_impl(module)
+    no_impl = callbacks_without_impl(module, known)
     here = [f for f in no_impl if f is fn]
     if here:
         actions.append(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from lsp.callbacks import callback_code, missing_callbacks
+from lsp.callbacks import CALLBACKS, Known, callback_code, missing_callbacks, split_args
 from lsp.elixir_cursor import def_start, resolve_module, typed_before
 from lsp.server import document_split
 from lsp.workspace_index import FunctionInfo, WorkspaceIndex, document_analysis, index_for, position_encoding
@@ -89,7 +89,8 @@ def _items(
         start = def_start(before, after)
         if start is not None:
             indent, word = start
-            items += callback_items(scope.module, indent, word, edit_range(word))
+            known = index.known_callbacks(scope.module)
+            items += callback_items(scope.module, indent, word, edit_range(word), known)
     if typed.kind == "module":
         parent, _, partial = typed.prefix.rpartition(".")
         full_parent = resolve_module(parent, scope.module) if parent else ""
@@ -195,7 +196,7 @@ def attribute_items(prefix: str, edit_range: types.Range, *, in_function: bool) 
 
 
 def callback_items(
-    module: ModuleDef, indent: str, word: str, edit_range: types.Range
+    module: ModuleDef, indent: str, word: str, edit_range: types.Range, known: Known = CALLBACKS
 ) -> list[types.CompletionItem]:
     """Whole `@impl true` + `def` clauses for the behaviour callbacks `module` lacks.
 
@@ -204,7 +205,7 @@ def callback_items(
     typed_def = word.startswith("def") or "def".startswith(word)
     name_part = word.split()[-1] if word.startswith("def ") else word
     out = []
-    for cb in missing_callbacks(module):
+    for cb in missing_callbacks(module, known=known):
         if word and not (cb.name.startswith(name_part) or (typed_def and " " not in word)):
             continue
         code = callback_code(cb, indent).rstrip("\n")[len(indent) :]
@@ -287,25 +288,8 @@ def _params(signature: str) -> list[str] | None:
     """Parameter names of `name(a, b \\\\ 1)` without defaults; None when the signature has no list."""
     if "(" not in signature or not signature.endswith(")"):
         return None
-    inner = signature[signature.index("(") + 1 : -1]
-    if not inner.strip():
-        return []
-    parts, depth, current = [], 0, ""
-    for ch in inner:
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    parts.append(current)
-    out = []
-    for part in parts:
-        out.append(part.split("\\\\")[0].strip() or "arg")
-    return out
+    parts = split_args(signature[signature.index("(") + 1 : -1])
+    return [part.split("\\\\")[0].strip() or "arg" for part in parts]
 
 
 def _snippet_support(server: PotionServer) -> bool:

@@ -272,3 +272,29 @@ async def test_model_actions_without_a_ready_model(home, tmp_path):
             await asyncio.sleep(0.02)
         assert "not ready" in client.messages[-1].message
         assert edits == []
+
+
+async def test_missing_callbacks_of_a_workspace_behaviour(home, tmp_path):
+    root = tmp_path / "proj"
+    (root / "lib").mkdir(parents=True)
+    (root / "lib" / "plugin.ex").write_text(
+        "defmodule MyApp.Plugin do\n  @callback run(job :: term) :: :ok\n"
+        "  @callback stop() :: :ok\n  @optional_callbacks stop: 0\nend\n"
+    )
+    source = "defmodule MyApp.Echo do\n  @behaviour MyApp.Plugin\nend\n"
+    uri = (root / "lib" / "echo.ex").as_uri()
+    async with lsp_session(
+        home, capabilities=vscode_capabilities(), options=fake_options([""]), root=root
+    ) as client:
+        open_doc(client, uri, source)
+        title = "Potion: add missing MyApp.Plugin callbacks (run/1)"
+        for _ in range(300):  # the workspace is scanned in the background
+            found = {a.title: a for a in await actions(client, uri, 1)}
+            if title in found:
+                break
+            await asyncio.sleep(0.05)
+        fixed = apply_text_edits(source, edits_of(found[title].edit, uri))
+        assert fixed == (
+            "defmodule MyApp.Echo do\n  @behaviour MyApp.Plugin\n\n  @impl true\n  def run(_job) do\n"
+            '    raise "MyApp.Plugin.run/1 is not implemented yet"\n  end\nend\n'
+        )

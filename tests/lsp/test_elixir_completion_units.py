@@ -176,3 +176,48 @@ def test_attribute_items() -> None:
         i.label for i in attribute_items("", RANGE, in_function=False)
     }
     assert attribute_items("do", RANGE, in_function=True) == []
+
+
+PLUGIN_BEHAVIOUR = """defmodule MyApp.Plugin do
+  @callback init(opts :: keyword()) :: {:ok, term} | {:error, term}
+  @callback handle(event :: map(), state :: term) ::
+              {:ok, term}
+  @callback name() :: String.t()
+  @callback version :: pos_integer
+  @macrocallback dsl(term) :: Macro.t()
+  @optional_callbacks version: 0, dsl: 1
+end
+"""
+
+
+def test_parse_callbacks_of_a_custom_behaviour() -> None:
+    from lsp.callbacks import parse_callbacks
+
+    found = parse_callbacks("MyApp.Plugin", PLUGIN_BEHAVIOUR)
+    assert [(c.key, c.required) for c in found] == [
+        ("init/1", True),
+        ("handle/2", True),
+        ("name/0", True),
+        ("version/0", False),
+        ("dsl/1", False),
+    ]
+    assert callback_code(found[1], "") == (
+        "@impl true\ndef handle(_event, _state) do\n"
+        '  raise "MyApp.Plugin.handle/2 is not implemented yet"\nend\n'
+    )
+    assert found[4].body.startswith("def dsl(_arg1)")
+
+
+def test_missing_callbacks_of_a_custom_behaviour(tmp_path) -> None:
+    (tmp_path / "plugin.ex").write_text(PLUGIN_BEHAVIOUR)
+    index = WorkspaceIndex([tmp_path], stdlib=False)
+    index.scan()
+    source = 'defmodule MyApp.Echo do\n  @behaviour MyApp.Plugin\n  def name, do: "echo"\nend\n'
+    module = analyze(source).modules[0]
+    known = index.known_callbacks(module)
+    assert [cb.key for cb in missing_callbacks(module, known=known, required_only=True)] == [
+        "init/1",
+        "handle/2",
+    ]
+    # Unknown behaviours stay unknown; the built-in table is untouched.
+    assert index.known_callbacks(analyze("defmodule X do\n  @behaviour Nope\nend\n").modules[0]) is CALLBACKS
