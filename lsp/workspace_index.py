@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lsprotocol import types
+
 from lsp.callbacks import CALLBACKS, Callback, Known, declared_behaviours, parse_callbacks
 from lsp.context import uri_path
 from potion.elixir import Document, SourceAnalysis, analyze
@@ -270,6 +272,11 @@ class WorkspaceIndex:
         if path and Path(path).is_file() and self._under_roots(Path(path)):
             self.reload_file(path)
 
+    def forget_file(self, path: str | Path) -> None:
+        with self._lock:
+            if self._files.pop(str(path), None) is not None:
+                self._by_module = None
+
     def reload_file(self, path: str | Path) -> None:
         path = Path(path)
         try:
@@ -507,6 +514,23 @@ def index_for(server: PotionServer) -> WorkspaceIndex:
     for uri in open_uris:
         index.open_document(uri, lambda uri=uri: _text(server, uri))
     return index
+
+
+def register_file_watching(server: PotionServer) -> None:
+    """Follow files changed outside the editor (git checkout, `mix deps.get`, code generators):
+    clients report them with `workspace/didChangeWatchedFiles` (VS Code watches `**/*.{ex,exs}`)."""
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def watched_files_changed(ls: PotionServer, params: types.DidChangeWatchedFilesParams) -> None:
+        index = index_for(ls)
+        for change in params.changes:
+            path = uri_path(change.uri)
+            if not path.endswith((".ex", ".exs")) or index.is_open(change.uri):
+                continue  # an open buffer is the truth until it is closed
+            if change.type == types.FileChangeType.Deleted:
+                index.forget_file(path)
+            elif index._under_roots(Path(path)):
+                index.reload_file(path)
 
 
 def document_analysis(server: PotionServer, uri: str, *, stale_ok: bool = False) -> SourceAnalysis | None:

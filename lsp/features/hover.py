@@ -23,6 +23,7 @@ from lsp.workspace_index import (
     function_info,
     index_for,
     position_encoding,
+    register_file_watching,
 )
 from potion.elixir import scope_at
 
@@ -39,6 +40,7 @@ _SOURCE_LABEL = {"open": "", "workspace": "", "deps": "deps", "stdlib": "Elixir"
 
 def register(server: PotionServer) -> None:
     index_for(server)  # subscribe to document events before the first didOpen
+    register_file_watching(server)
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(ls: PotionServer, params: types.HoverParams) -> types.Hover | None:

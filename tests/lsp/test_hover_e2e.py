@@ -117,3 +117,30 @@ async def test_hover_follows_unsaved_edits_and_can_be_switched_off(home, tmp_pat
         assert await client.text_document_hover_async(at(1, 15, uri)) is None
         # A document that was never opened answers nothing, not an error.
         assert await client.text_document_hover_async(at(0, 3, "file:///nowhere.ex")) is None
+
+
+async def test_files_changed_outside_the_editor(home, tmp_path):
+    root = project(tmp_path / "proj")
+    uri = (root / "lib" / "my_app" / "counter.ex").as_uri()
+    source = "defmodule MyApp.Counter do\n  def go, do: MyApp.Fresh.hello() || MyApp.Store.put(1, 2)\nend\n"
+    async with lsp_session(
+        home, capabilities=vscode_capabilities(), options=fake_options([""]), root=root
+    ) as client:
+        open_doc(client, uri, source)
+        # lib/my_app/store.ex is the last file the background scan reads: once it is known, the scan is over.
+        await hover_eventually(client, at(1, 50, uri))
+        assert await client.text_document_hover_async(at(1, 29, uri)) is None
+        fresh = root / "lib" / "fresh.ex"
+        fresh.write_text('defmodule MyApp.Fresh do\n  @doc "Says hello."\n  def hello, do: :hi\nend\n')
+
+        def changed(kind: types.FileChangeType) -> None:
+            client.workspace_did_change_watched_files(
+                types.DidChangeWatchedFilesParams(changes=[types.FileEvent(uri=fresh.as_uri(), type=kind)])
+            )
+
+        changed(types.FileChangeType.Created)
+        hover = await hover_eventually(client, at(1, 29, uri))
+        assert "Says hello." in hover.contents.value
+        fresh.unlink()
+        changed(types.FileChangeType.Deleted)
+        assert await client.text_document_hover_async(at(1, 29, uri)) is None
