@@ -241,11 +241,10 @@ class RawRunner:
     """llama-cpp-python alone: the server's prompt builder for identical prompts, `create_completion`."""
 
     def __init__(self, model: Path) -> None:
-        from lsp.engine import _CHARS_PER_TOKEN, EngineConfig
+        from lsp.engine import EngineConfig
         from potion.backends import LlamaCppBackend
 
         self.config = EngineConfig()
-        self.window = self.config.prompt_tokens * _CHARS_PER_TOKEN
         # Loaded through the backend only to reuse its tokenizer and model info for the prompt; the
         # timed call below is the bare `Llama.create_completion`.
         self.backend = LlamaCppBackend(model)
@@ -254,15 +253,10 @@ class RawRunner:
 
     def run(self, prefix: str, suffix: str, uri: str, n_tokens: int) -> float:
         from lsp.context import uri_path
-        from potion.prompts import completion_prompt
+        from lsp.engine import CompletionRequest, build_prompt
 
-        prompt = completion_prompt(
-            prefix[-self.window :],
-            suffix[: self.window],
-            info=self.backend.info,
-            tokenize=self.backend.tokenize,
-            budget_tokens=self.config.prompt_tokens,
-            path=uri_path(uri),
+        prompt = build_prompt(
+            CompletionRequest(uri, prefix, suffix, path=uri_path(uri)), self.backend, self.config
         )
         started = time.perf_counter()
         self.llm.create_completion(

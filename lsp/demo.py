@@ -26,7 +26,12 @@ SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "counter.ex"
 def _capabilities() -> types.ClientCapabilities:
     return types.ClientCapabilities(
         window=types.WindowClientCapabilities(work_done_progress=True),
-        workspace=types.WorkspaceClientCapabilities(apply_edit=True),
+        workspace=types.WorkspaceClientCapabilities(
+            apply_edit=True,
+            workspace_edit=types.WorkspaceEditClientCapabilities(
+                document_changes=True, resource_operations=[types.ResourceOperationKind.Create]
+            ),
+        ),
         text_document=types.TextDocumentClientCapabilities(
             inline_completion=types.InlineCompletionClientCapabilities(),
             hover=types.HoverClientCapabilities(content_format=[types.MarkupKind.Markdown]),
@@ -99,7 +104,8 @@ async def run_demo(model: str | None, *, timeout: float, sample: Path = SAMPLE) 
     text = sample.read_text(encoding="utf-8")
     target.write_text(text, encoding="utf-8")
     uri = target.as_uri()
-    options: dict[str, Any] = {"debounceMs": 0, "telemetry": True}
+    # A generous time budget: on a busy CPU the default 5 s could cut the one suggestion the demo shows.
+    options: dict[str, Any] = {"debounceMs": 0, "telemetry": True, "timeBudgetMs": 30_000}
     if model:
         options["model"] = model
     await client.start_io(sys.executable, "-m", "lsp", "--stdio", env=dict(os.environ))
@@ -179,8 +185,9 @@ async def run_demo(model: str | None, *, timeout: float, sample: Path = SAMPLE) 
             reply = None
             print(f"   (the server refused: {exc})")
         created = [t for e in client.applied_edits for t in _edit_texts(e)]  # type: ignore[attr-defined]
-        if reply is not None and not created:
-            created = _edit_texts(reply)
+        path = getattr(reply, "path", None)
+        if not created and path and Path(path).exists():  # the server wrote the file itself
+            created = [(Path(path).as_uri(), Path(path).read_text(encoding="utf-8"))]
         result["scaffold"] = created[0][1] if created else ""
         if not created:
             print("   (no file was created: is lsp.features.code_actions installed?)")

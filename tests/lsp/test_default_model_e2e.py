@@ -59,3 +59,12 @@ async def test_inline_completion_on_the_default_model(home, tmp_path):
         assert rest.items[0].insert_text == suggestion[1:]
         state = await status(client)
         assert state["generations"] == 1 and state["cache_hits"] == 2
+
+
+async def test_the_readme_demo_shows_completion_hover_and_scaffold():
+    from lsp.demo import run_demo
+
+    shown = await run_demo(str(registry.resolve()), timeout=120)
+    assert shown["inline"].strip()
+    assert "start_link" in shown["hover"]
+    assert "use GenServer" in shown["scaffold"] and "defmodule Demo.Worker" in shown["scaffold"]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lsp.engine import CompletionEngine, CompletionRequest, EngineConfig
+from lsp.engine import CompletionEngine, CompletionRequest, EngineConfig, build_prompt, dedent_first_line
 from potion.backends import FakeBackend
 from potion.errors import BackendError
 
@@ -185,3 +185,20 @@ async def test_early_stop_saves_tokens():
     suggestion = await eng.suggest(request())
     assert suggestion.text == "x = 1"
     assert backend.last_stats.completion_tokens < 15
+
+
+async def test_prompt_leaves_out_the_cursor_indentation_and_the_answer_gets_it_back():
+    backend = FakeBackend(["    GenServer.call(__MODULE__, :increment)\n  end"])
+    eng = engine(backend)
+    suggestion = await eng.suggest(request())
+    # The prompt's prefix ends at the line start; the document's 4 spaces are not repeated.
+    assert "def increment do\n<|fim_suffix|>" in backend.prompts[0]
+    assert suggestion.text == "GenServer.call(__MODULE__, :increment)"
+
+
+def test_dedent_first_line_only_removes_what_the_cursor_has():
+    assert dedent_first_line("    foo\n    bar", "    ") == "foo\n    bar"
+    assert dedent_first_line("      foo", "    ") == "  foo"
+    assert dedent_first_line("  foo", "    ") == "foo"
+    assert dedent_first_line("  foo", "") == "  foo"
+    assert build_prompt(request("x = 1"), FakeBackend(), EngineConfig()).text.count("x = 1") == 1
