@@ -27,7 +27,8 @@ from lsprotocol import types
 
 from lsp.callbacks import CALLBACKS, Callback, Known, declared_behaviours, parse_callbacks
 from lsp.context import uri_path
-from potion.elixir import Document, SourceAnalysis, analyze
+from lsp.open_buffers import OpenBuffer
+from potion.elixir import SourceAnalysis, analyze
 from potion.elixir.docs import DocsIndex, FunctionDoc, load_stdlib_index
 from potion.elixir.model import FunctionDef, ModuleDef
 
@@ -93,70 +94,6 @@ def function_info(fn: FunctionDef, source: str, path: str | None) -> FunctionInf
         path=path,
         line=fn.line,
     )
-
-
-def common_prefix(a: str, b: str) -> int:
-    """Length of the common prefix of two strings; slice compares run in C, log2(n) of them."""
-    lo, hi = 0, min(len(a), len(b))
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[lo:mid] == b[lo:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def text_change(old: str, new: str) -> tuple[int, int, str]:
-    """The single edit turning `old` into `new`: (start, old_end, inserted text), as code point offsets."""
-    start = common_prefix(old, new)
-    tail = common_prefix(old[start:][::-1], new[start:][::-1])
-    return start, len(old) - tail, new[start : len(new) - tail]
-
-
-class OpenBuffer:
-    """An editor buffer: its text source and a `potion.elixir.Document` re-parsed incrementally.
-
-    The server only says "this buffer changed"; the edit is recovered by diffing the old and new text
-    (one contiguous change per keystroke), so tree-sitter re-parses only around it: ~10x cheaper than
-    parsing the file again.
-    """
-
-    def __init__(self, text_of: Callable[[], str], path: str | None) -> None:
-        self.text_of = text_of
-        self.path = path
-        self.document: Document | None = None
-        self.text = ""
-        self.dirty = True
-        self.lock = threading.Lock()
-        self.refreshing = False
-
-    @property
-    def analysis(self) -> SourceAnalysis | None:
-        return self.document.analysis if self.document is not None else None
-
-    def refresh(self) -> SourceAnalysis:
-        with self.lock:
-            if not self.dirty and self.document is not None:
-                return self.document.analysis
-            self.dirty = False  # before reading: a change arriving meanwhile marks it dirty again
-            text = self.text_of()
-            if self.document is None:
-                self.document = Document(text, path=self.path, encoding="utf-32")
-            elif text != self.text:
-                start, end, inserted = text_change(self.text, text)
-                if end - start > len(self.text) // 2:
-                    self.document.replace(text)  # most of the file changed: parse from scratch
-                else:
-                    (sl, sc), (el, ec) = _line_col(self.text, start), _line_col(self.text, end)
-                    self.document.edit(sl, sc, el, ec, inserted, encoding="utf-32")
-            self.text = text
-            return self.document.analysis
-
-
-def _line_col(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset)
-    return line, offset - (text.rfind("\n", 0, offset) + 1)
 
 
 # Above this size a dirty buffer is re-parsed in the background for completion, which then uses the

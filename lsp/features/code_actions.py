@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,12 +27,23 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp.callbacks import CALLBACKS, Known, behaviours_of, callback_code, missing_callbacks
+from lsp.callbacks import behaviours_of, missing_callbacks
+from lsp.code_edits import (
+    attributes_start,
+    callbacks_insertion,
+    callbacks_without_impl,
+    doc_block,
+    function_at,
+    impl_insertions,
+    implementation_code,
+    indent_of,
+    module_name_for_path,
+)
 from lsp.context import uri_path
 from lsp.server import PotionServer  # at runtime: pygls reads the command handlers' annotations
 from lsp.workspace_index import document_analysis, index_for, position_encoding
 from potion.backends import CancelToken
-from potion.elixir import analyze, is_balanced, scope_at
+from potion.elixir import scope_at
 from potion.elixir.model import FunctionDef, ModuleDef
 from potion.errors import PotionError
 from potion.scaffolds import SCAFFOLDS, module_path, render
@@ -57,130 +67,6 @@ IMPLEMENT_MAX_TOKENS = 512
 # busy 2-core machine a 0.5B model has needed ~2 minutes for 60 tokens).
 GENERATION_TIMEOUT_S = 180.0
 _CONTEXT_CHARS = 4000  # of the module's source given to the model as context
-
-
-# -- plain functions: what to change ------------------------------------------------------------------
-
-
-def module_name_for_path(path: str) -> str | None:
-    """`.../lib/my_app/worker.ex` -> `MyApp.Worker` (Mix's convention); None if not an `.ex` file."""
-    p = Path(path)
-    if p.suffix != ".ex":
-        return None
-    parts = list(p.with_suffix("").parts)
-    if "lib" in parts:
-        parts = parts[len(parts) - parts[::-1].index("lib") :]
-    else:
-        parts = parts[-1:]
-    segments = ["".join(w[:1].upper() + w[1:] for w in part.split("_") if w) for part in parts]
-    name = ".".join(segments)
-    return name if re.fullmatch(r"[A-Z]\w*(\.[A-Z]\w*)*", name) else None
-
-
-def _indent_of(line: str) -> str:
-    return line[: len(line) - len(line.lstrip())]
-
-
-def callbacks_insertion(
-    lines: list[str], module: ModuleDef, *, required_only: bool, known: Known = CALLBACKS
-) -> tuple[int, str] | None:
-    """(line, text) inserting the module's missing callbacks before its closing `end`, or None."""
-    missing = missing_callbacks(module, required_only=required_only, known=known)
-    end = module.end_line
-    if not missing or end >= len(lines) or lines[end].strip() != "end":
-        return None  # a module without a clean closing `end` line (syntax error, one-liner): leave it
-    indent = _indent_of(lines[module.line]) + "  "
-    text = "".join("\n" + callback_code(cb, indent) for cb in missing)
-    # Keep one blank line between the last definition and the new callbacks, not two.
-    if end > 0 and not lines[end - 1].strip():
-        text = text[1:]
-    return end, text
-
-
-def callbacks_without_impl(module: ModuleDef, known: Known = CALLBACKS) -> list[FunctionDef]:
-    """Functions that implement a callback of the module's behaviours but carry no `@impl`."""
-    keys = {(cb.name, cb.arity) for b in behaviours_of(module, known) for cb in known[b]}
-    return [
-        fn
-        for fn in module.functions
-        if fn.impl is None and fn.kind == "def" and any((fn.name, a) in keys for a in fn.arities)
-    ]
-
-
-def impl_insertions(lines: list[str], functions: list[FunctionDef]) -> list[tuple[int, str]]:
-    """`@impl true` lines above each function's first clause, indented like the `def`."""
-    out = []
-    for fn in functions:
-        if fn.line < len(lines):
-            out.append((fn.line, f"{_indent_of(lines[fn.line])}@impl true\n"))
-    return out
-
-
-def attributes_start(lines: list[str], line: int) -> int:
-    """The first line of the `@spec`/`@impl`/`@doc`... block right above `line` (or `line` itself)."""
-    start = line
-    while start > 0 and lines[start - 1].lstrip().startswith("@"):
-        start -= 1
-    return start
-
-
-def function_at(module: ModuleDef, line: int, scoped: FunctionDef | None) -> FunctionDef | None:
-    """The function whose clause or attribute block covers `line`."""
-    if scoped is not None:
-        return scoped
-    for fn in module.functions:
-        for clause in fn.clauses:
-            if clause.line <= line <= clause.end_line:
-                return fn
-    return None
-
-
-def doc_block(text: str, indent: str) -> str:
-    """`@doc \"\"\"` heredoc with the model's text: fences and an echoed `@doc` stripped, indented."""
-    text = text.strip()
-    text = re.sub(r"^```[a-z]*\n|\n?```$", "", text).strip()
-    match = re.match(r'^@doc\s+"""\n?(.*?)\n?\s*"""\s*$', text, re.S)
-    if match:
-        text = match.group(1)
-    else:
-        match = re.match(r'^@doc\s+"(.*)"\s*$', text, re.S)
-        if match:
-            text = match.group(1)
-    text = _dedent(text).strip().replace('"""', '\\"\\"\\"')
-    if not text:
-        return ""
-    body = "".join(f"{indent}{line}\n" if line.strip() else "\n" for line in text.split("\n"))
-    return f'{indent}@doc """\n{body}{indent}"""\n'
-
-
-def implementation_code(text: str, fn: FunctionDef, indent: str) -> str | None:
-    """The model's clauses of `fn`, re-indented; None if its answer holds no balanced `def` of that name.
-
-    Small models wrap the clauses in prose, echo the `@doc`/`@spec`, or answer the whole module: the
-    answer is parsed (inside a stand-in module when it has none) and only the clauses are kept.
-    """
-    blocks = re.findall(r"```[a-z]*\n(.*?)```", text, re.S)
-    candidates = [*blocks, text] if blocks else [text]
-    for candidate in candidates:
-        code = _dedent(candidate.strip("\n"))
-        wrapped = "defmodule" not in code
-        source = f"defmodule PotionAnswer do\n{code}\nend\n" if wrapped else code
-        lines = source.split("\n")
-        for module in analyze(source).modules:
-            found = module.function(fn.name)
-            if found is None or found.kind not in ("def", "defp"):
-                continue
-            body = _dedent("\n".join(lines[found.line : found.end_line + 1])).rstrip()
-            if is_balanced(body) and re.match(rf"(def|defp)\s+{re.escape(fn.name)}\b", body):
-                return "".join(f"{indent}{ln}\n" if ln.strip() else "\n" for ln in body.split("\n"))
-    return None
-
-
-def _dedent(text: str) -> str:
-    lines = text.split("\n")
-    widths = [len(ln) - len(ln.lstrip()) for ln in lines if ln.strip()]
-    cut = min(widths, default=0)
-    return "\n".join(ln[cut:] for ln in lines)
 
 
 # -- edits -----------------------------------------------------------------------------------------
@@ -379,7 +265,7 @@ def register(server: PotionServer) -> None:
         text = await _generate(ls, messages, DOC_MAX_TOKENS)
         if text is None:
             return {"applied": False, "reason": "generation failed"}
-        block = doc_block(text, _indent_of(lines[fn.line]))
+        block = doc_block(text, indent_of(lines[fn.line]))
         if not block:
             return _failed(ls, "the model wrote no documentation")
         if document.version != version:
@@ -417,7 +303,7 @@ def register(server: PotionServer) -> None:
         text = await _generate(ls, messages, IMPLEMENT_MAX_TOKENS)
         if text is None:
             return {"applied": False, "reason": "generation failed"}
-        code = implementation_code(text, fn, _indent_of(lines[fn.line]))
+        code = implementation_code(text, fn, indent_of(lines[fn.line]))
         if code is None:
             return _failed(ls, f"the model's answer was not a complete def {fn.name}; nothing was changed")
         if document.version != version:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsp.features.code_actions import (
+from lsp.code_edits import (
     attributes_start,
     callbacks_insertion,
     callbacks_without_impl,

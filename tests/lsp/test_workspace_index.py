@@ -159,7 +159,7 @@ def test_background_scan_sets_scanned(tmp_path: Path) -> None:
 
 
 def test_text_change_finds_the_single_edit() -> None:
-    from lsp.workspace_index import text_change
+    from lsp.open_buffers import text_change
 
     assert text_change("abcdef", "abXYef") == (2, 4, "XY")
     assert text_change("abc", "abc") == (3, 3, "")
