@@ -11,7 +11,6 @@ parts (the workspace index) subscribe with `add_document_listener` instead of re
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -68,8 +67,20 @@ class PotionProtocol(LanguageServerProtocol):
     def handle_message(self, message):
         if isinstance(message, _Answered):
             return
-        if not hasattr(message, "jsonrpc"):  # valid JSON that is no JSON-RPC message (a bare list, ...)
-            raise json.JSONDecodeError("not a JSON-RPC message", str(message)[:40], 0)
+        version = message.get("jsonrpc") if isinstance(message, dict) else getattr(message, "jsonrpc", None)
+        if version != self.VERSION:
+            # Valid JSON but no JSON-RPC 2.0 message: Invalid Request, to its id when it has a usable one.
+            msg_id = message.get("id") if isinstance(message, dict) else getattr(message, "id", None)
+            if not isinstance(msg_id, int | str) or isinstance(msg_id, bool):
+                msg_id = None
+            self._send_data(
+                {
+                    "jsonrpc": "2.0",
+                    "id": msg_id,
+                    "error": {"code": -32600, "message": "Invalid Request: not a JSON-RPC 2.0 message"},
+                }
+            )
+            return
         return super().handle_message(message)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)

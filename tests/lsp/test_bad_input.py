@@ -47,7 +47,12 @@ def test_malformed_json_gets_a_parse_error_and_the_server_goes_on(raw):
     raw.send_raw(b"\xff\xfe not utf-8 \x80")
     assert raw.response(None)["error"]["code"] == -32700
     raw.send_raw(b"[1, 2, 3]")
-    assert raw.response(None)["error"]["code"] == -32700
+    assert raw.response(None)["error"]["code"] == -32600
+    raw.send_raw(b'{"jsonrpc": "1.0", "id": 41, "method": "shutdown"}')
+    assert raw.response(41)["error"]["code"] == -32600
+    raw.send_raw(b'{"id": 42, "method": "shutdown"}')
+    assert raw.response(42)["error"]["code"] == -32600
+    raw.proc.stdin.write(b"X-Garbage: yes\r\nnot a header at all\r\n\r\n")  # no Content-Length: skipped
     assert raw.call("potion/status", {})["result"]["requests"] == 0
     assert raw.shutdown() == 0
 
