@@ -209,14 +209,14 @@ class CompletionEngine:
         """
         started = time.perf_counter()
         self.stats.requests += 1
+        self._latest += 1
+        seq = self._latest
+        self.cancel_running()  # whatever runs or waits was for an older cursor state
         cached = self.cache.lookup(request)
         if cached is not None:
             self.stats.cache_hits += 1
             self.last = Suggestion(cached, cache_hit=True, latency_ms=(time.perf_counter() - started) * 1000)
             return self.last
-        self._latest += 1
-        seq = self._latest
-        self.cancel_running()  # whatever runs was for an older cursor state
         if self.config.debounce_ms > 0:
             await asyncio.sleep(self.config.debounce_ms / 1000)
         if seq != self._latest:

@@ -202,3 +202,17 @@ def test_dedent_first_line_only_removes_what_the_cursor_has():
     assert dedent_first_line("  foo", "    ") == "foo"
     assert dedent_first_line("  foo", "") == "  foo"
     assert build_prompt(request("x = 1"), FakeBackend(), EngineConfig()).text.count("x = 1") == 1
+
+
+async def test_a_cache_hit_supersedes_an_older_request_still_in_debounce():
+    backend = FakeBackend([ANSWER, "other"])
+    eng = engine(backend)
+    first = await eng.suggest(request())
+    slow = CompletionEngine(EngineConfig(debounce_ms=100), backend=backend)
+    slow.cache = eng.cache
+    older = asyncio.ensure_future(slow.suggest(request(PREFIX + "x")))
+    await asyncio.sleep(0)
+    hit = await slow.suggest(request(PREFIX + first.text[:2]))
+    assert hit.cache_hit
+    assert await older is None  # its cursor state is gone: no generation for it
+    assert len(backend.prompts) == 1
