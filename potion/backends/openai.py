@@ -196,8 +196,20 @@ class OpenAIBackend:
 
     @property
     def info(self) -> ModelInfo:
+        """What the server says about its model. While it cannot be reached, a provisional answer from
+        the configured name (not cached, so the next read asks again): a property that raised would also
+        break `isinstance(x, Backend)`, which reads every protocol member on Python 3.11."""
         if self._info is None:
-            self._info = self._read_info()
+            try:
+                self._info = self._read_info()
+            except BackendError:
+                family = self._family_from_name(self.model or "")
+                return ModelInfo(
+                    name=self.model or self.base_url,
+                    family=family,
+                    n_ctx=self.n_ctx,
+                    fim_tokens=fim_tokens(family),
+                )
         return self._info
 
     def _read_info(self) -> ModelInfo:

@@ -88,6 +88,7 @@ def complete(args: CompleteArgs, *, backend: Backend | None = None, out: TextIO 
     prefix, suffix = split_at(text, args.line, args.col, path=args.file)
     backend = backend or open_backend(args.model, url=args.url, n_ctx=args.n_ctx)
     try:
+        backend.load()  # an unreachable server or a broken model fails here, before any warning
         info = backend.info
         budget = min(args.context_tokens, info.n_ctx - args.max_tokens - _MARGIN_TOKENS)
         if budget < 16:

@@ -43,11 +43,14 @@ def test_stop_matcher_holds_back_only_possible_stops() -> None:
 
 
 def test_open_backend_with_url_is_http_and_lazy() -> None:
-    # Nothing listens on port 9: constructing must not contact the server. (No isinstance(_, Backend)
-    # here: on Python 3.11 a runtime Protocol check reads the `info` property, which asks the server.)
-    backend = open_backend("served-name", url="http://127.0.0.1:9/v1")
-    assert type(backend) is OpenAIBackend
-    assert backend.base_url == "http://127.0.0.1:9" and backend.model == "served-name"
+    # Nothing listens on port 9: constructing must not contact the server, and a runtime Protocol check
+    # (which reads `info` on Python 3.11) must not raise either.
+    backend = open_backend("qwen2.5-coder:7b", url="http://127.0.0.1:9/v1")
+    assert isinstance(backend, OpenAIBackend) and isinstance(backend, Backend)
+    assert backend.base_url == "http://127.0.0.1:9" and backend.model == "qwen2.5-coder:7b"
+    assert backend.info.family == "qwen2.5-coder" and backend.info.n_ctx == 4096  # provisional
+    with pytest.raises(BackendUnavailable):
+        backend.load()
 
 
 def test_openai_backend_satisfies_the_protocol() -> None:
