@@ -167,9 +167,9 @@ class ModelLoader:
         with self._lock:
             self._generation += 1
             generation = self._generation
-        self.server.set_backend(None)
+        previous = self.server.set_backend(None)
         self.thread = threading.Thread(
-            target=self._load, args=(config, generation), name="potion-load-model", daemon=True
+            target=self._load, args=(config, generation, previous), name="potion-load-model", daemon=True
         )
         self.thread.start()
 
@@ -177,7 +177,9 @@ class ModelLoader:
         with self._lock:
             return generation == self._generation
 
-    def _load(self, config: ServerConfig, generation: int) -> None:
+    def _load(self, config: ServerConfig, generation: int, previous: Backend | None = None) -> None:
+        if previous is not None:
+            previous.close()  # frees its memory before the new model loads
         server = self.server
         token = f"potion-load-{uuid.uuid4().hex[:8]}"
         name = config.model or ("fake" if config.backend == "fake" else "the default model")
@@ -200,6 +202,7 @@ class ModelLoader:
         if not self._current(generation):
             backend.close()  # the settings changed while it loaded
             return
-        server.set_backend(backend)
+        if (replaced := server.set_backend(backend)) is not None:
+            replaced.close()
         log.info("model ready in %.1fs", time.monotonic() - started)
         server.progress_end(token, f"{backend.info.name} ready")

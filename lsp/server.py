@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.exceptions import FeatureRequestError, JsonRpcException
@@ -86,7 +87,7 @@ class PotionProtocol(LanguageServerProtocol):
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
         uri = params.text_document.uri
-        if uri not in self.workspace.text_documents:
+        if unquote(uri) not in self.workspace.text_documents:
             log.warning("didChange for %s, which was never opened: ignored", uri)
             return
         for change in params.content_changes:
@@ -149,7 +150,7 @@ class PotionServer(LanguageServer):
 
     def document(self, uri: str) -> TextDocument | None:
         """An open document, or None (never reads an unopened file from disk)."""
-        return self.workspace.text_documents.get(uri)
+        return self.workspace.text_documents.get(unquote(uri))  # pygls keys documents by unquoted URI
 
     def client_has_inline_completion(self) -> bool:
         caps = self.client_capabilities.text_document if self.client_capabilities else None
@@ -163,7 +164,9 @@ class PotionServer(LanguageServer):
         extra = self.recent.extra_files(uri, max_chars=self.engine.config.extra_context_chars)
         return CompletionRequest(uri, prefix, suffix, path=uri_path(uri), extra_files=extra)
 
-    def set_backend(self, backend: Backend | None) -> None:
+    def set_backend(self, backend: Backend | None) -> Backend | None:
+        """Switch the model; returns the previous backend, which the caller closes (off the event loop:
+        closing waits for a running generation to stop)."""
         old = self.backend
         self.backend = backend
         self.engine.backend = backend
@@ -174,7 +177,8 @@ class PotionServer(LanguageServer):
             self.model_ready.set()
         if old is not None and old is not backend:
             self.engine.cancel_running()
-            old.close()
+            return old
+        return None
 
     def apply_settings(self, options: Any) -> None:
         """Apply client settings; a bad one is reported and the previous settings stay."""

@@ -158,3 +158,51 @@ async def test_settings_change_and_bad_setting(home):
             )
         )
         assert list(result.items) == []
+
+
+async def test_percent_encoded_uri_is_tracked_through_changes(home):
+    uri = "file:///w/my%20app/lib/counter.ex"  # VS Code encodes the space in a folder name
+    # In SOURCE, line 1 already reads "  use GenServer": there the answer would repeat it and be dropped.
+    options = fake_options(["use GenServer"])
+    async with lsp_session(home, capabilities=vscode_capabilities(), options=options) as client:
+        await wait_ready(client)
+        open_doc(client, uri, SOURCE)
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+                content_changes=[
+                    types.TextDocumentContentChangeWholeDocument(text="defmodule B do\n  \nend\n")
+                ],
+            )
+        )
+        result = await client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=1, character=2),
+                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+            )
+        )
+        assert [i.insert_text for i in result.items] == ["use GenServer"]
+
+
+async def test_changing_the_model_setting_reloads_the_backend(home):
+    async with lsp_session(
+        home, capabilities=vscode_capabilities(), options=fake_options(["first()"])
+    ) as client:
+        await wait_ready(client)
+        open_doc(client, URI, SOURCE)
+        params = types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI),
+            position=CURSOR,
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+        )
+        assert (await client.text_document_inline_completion_async(params)).items[0].insert_text == "first()"
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"potion": {"fake": {"responses": ["second()"]}}})
+        )
+        for _ in range(500):  # the old model is dropped at once, the new one loads in the background
+            result = await client.text_document_inline_completion_async(params)
+            if result.items and result.items[0].insert_text == "second()":
+                break
+            await asyncio.sleep(0.02)
+        assert result.items[0].insert_text == "second()"  # and not the cached answer of the old model
