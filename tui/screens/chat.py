@@ -361,7 +361,8 @@ class ChatScreen(SlashCommands, Screen[None]):
         if self._flush_timer is not None:
             self._flush_timer.stop()
         await self._flush()
-        self.generating = False
+        # `generating` stays true until the answer is saved and re-rendered whole, so whoever waits on it
+        # sees the finished message; taking `_answer` marks the answer as being saved (see stop_and_save).
         view, self._answer = self._answer, None
         note = f"{message.completion_tokens} tokens · {message.tokens_per_s:.1f} tok/s"
         if message.dropped:
@@ -381,6 +382,7 @@ class ChatScreen(SlashCommands, Screen[None]):
         ]
         self.status.tokens_per_s = message.tokens_per_s
         self.status.context_used = message.prompt_tokens + message.completion_tokens
+        self.generating = False
         if message.error:
             self.error(message.error, "Generation failed")
 
@@ -406,7 +408,7 @@ class ChatScreen(SlashCommands, Screen[None]):
 
     def stop_and_save(self) -> None:
         """On quit mid-answer: keep what was generated, marked as interrupted."""
-        if not self.generating:
+        if not self.generating or self._answer is None:  # no answer, or _finished is already saving it
             return
         if self._cancel is not None:
             self._cancel.set()
