@@ -100,3 +100,17 @@ async def test_unreachable_backend_url_is_one_message(home):
         open_doc(client, URI, SOURCE)
         result = await client.text_document_inline_completion_async(inline_params())
         assert list(result.items) == []
+
+
+async def test_recently_edited_files_go_into_the_prompt(home, openai_server):
+    options = {"backendUrl": openai_server, "debounceMs": 0}
+    async with lsp_session(home, capabilities=vscode_capabilities(), options=options) as client:
+        await wait_ready(client)
+        helper = "defmodule Helper do\n  def unique_helper_name(x), do: x * 2\nend\n"
+        open_doc(client, "file:///w/lib/helper.ex", helper)
+        open_doc(client, URI, SOURCE)
+        await client.text_document_inline_completion_async(inline_params())
+        prompt = FakeOpenAI.prompts[-1]
+        # Qwen's repo-level format: the other file's chunk, then the current file, each after <|file_sep|>.
+        assert "unique_helper_name" in prompt
+        assert prompt.index("helper.ex") < prompt.index("a.ex") and "<|file_sep|>" in prompt
