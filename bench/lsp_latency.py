@@ -174,8 +174,7 @@ async def run_potion(
     client = LanguageClient("potion-bench", "1")
     env = {**os.environ, "POTION_HOME": str(home)}
     await client.start_io(sys.executable, "-m", "lsp", "--stdio", env=env)
-    workdir = Path(tempfile.mkdtemp(prefix="potion-bench-"))
-    uri = (workdir / "agent.ex").as_uri()
+    uri = "file:///tmp/potion-bench/lib/agent.ex"  # the document lives in the editor only
     doc = text[:cut] + text[cut + len(typed) :]
     try:
         await client.initialize_async(
@@ -285,10 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     text = source.read_text(encoding="utf-8")
     cut, typed = typing_plan(text, keystrokes)
     log(f"typing {len(typed)} characters of {source.name} into `potion lsp` on {model.name}")
-    home = Path(tempfile.mkdtemp(prefix="potion-bench-home-"))
     raw = RawRunner(model)
     try:
-        result = asyncio.run(run_potion(model, text, cut, typed, home, args, raw))
+        with tempfile.TemporaryDirectory(prefix="potion-bench-home-") as home:
+            result = asyncio.run(run_potion(model, text, cut, typed, Path(home), args, raw))
     finally:
         raw.close()
     session: Session = result["session"]

@@ -95,10 +95,14 @@ def _hover_text(hover: types.Hover | None) -> str:
 
 
 async def run_demo(model: str | None, *, timeout: float, sample: Path = SAMPLE) -> dict[str, Any]:
-    """Run the session and return what it showed (the e2e test checks the same values)."""
+    """Run the session in a throwaway workspace; return what it showed (the e2e test checks it)."""
+    with tempfile.TemporaryDirectory(prefix="potion-demo-") as tmp:
+        return await _session(model, timeout, sample, Path(tmp))
+
+
+async def _session(model: str | None, timeout: float, sample: Path, workspace: Path) -> dict[str, Any]:
     messages: list[str] = []
     client = _client(messages)
-    workspace = Path(tempfile.mkdtemp(prefix="potion-demo-"))
     (workspace / "lib").mkdir()
     target = workspace / "lib" / "counter.ex"
     text = sample.read_text(encoding="utf-8")

@@ -61,10 +61,13 @@ async def test_inline_completion_on_the_default_model(home, tmp_path):
         assert state["generations"] == 1 and state["cache_hits"] == 2
 
 
-async def test_the_readme_demo_shows_completion_hover_and_scaffold():
+async def test_the_readme_demo_shows_completion_hover_and_scaffold(home, monkeypatch):
     from lsp.demo import run_demo
 
-    shown = await run_demo(str(registry.resolve()), timeout=120)
+    model = str(registry.resolve())  # before POTION_HOME moves: the model stays where it is
+    monkeypatch.setenv("POTION_HOME", str(home))  # the demo's telemetry stays out of the user's data
+
+    shown = await run_demo(model, timeout=120)
     assert shown["inline"].strip()
     assert "start_link" in shown["hover"]
     assert "use GenServer" in shown["scaffold"] and "defmodule Demo.Worker" in shown["scaffold"]
