@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import logging
 import os
 import threading
 import weakref
@@ -38,15 +39,52 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+class _NoRedirect:
+    """Stands in for llama_cpp's `suppress_stdout_stderr`, which dup2()s fds 1 and 2 to /dev/null while a
+    model loads. That is process-wide: the language server's responses and the chat's screen updates sent
+    from other threads meanwhile were lost. With verbose=False llama.cpp's own logs already stop at errors."""
+
+    def __init__(self, disable: bool = True) -> None:
+        pass
+
+    def __enter__(self) -> _NoRedirect:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
 def _import_llama_cpp() -> Any:
+    global _log_to_python
     try:
         import llama_cpp
+        import llama_cpp._internals
+        import llama_cpp.llama
     except ImportError as exc:
         raise BackendUnavailable(
             f"llama-cpp-python is not installed ({exc})",
             hint="pip install 'potion[llama]', or use --url with a llama-server",
         ) from exc
+    llama_cpp.llama.suppress_stdout_stderr = _NoRedirect
+    llama_cpp._internals.suppress_stdout_stderr = _NoRedirect
+    # llama.cpp's C logs go to Python logging instead of straight onto the terminal the chat draws on.
+    if _log_to_python is None:
+        _log_to_python = llama_cpp.llama_log_callback(_log_to_python_impl)
+    llama_cpp.llama_log_set(_log_to_python, ctypes.c_void_p(0))
     return llama_cpp
+
+
+_llama_log = logging.getLogger("potion.llama_cpp")
+
+
+def _log_to_python_impl(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+    # ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continuation. Load-time warnings about a model's
+    # vocabulary are noise to a user; errors also surface as the exception of the failed call.
+    _llama_log.log(logging.ERROR if level == 4 else logging.DEBUG, text.decode("utf-8", "replace").rstrip())
+
+
+# The ctypes callback must stay referenced for as long as llama.cpp may call it: a module global.
+_log_to_python: Any = None
 
 
 class LlamaCppBackend:
