@@ -24,11 +24,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from lsp.postprocess import CursorContext, cursor_context, postprocess, should_stop
 from potion.backends import Backend, CancelToken
 from potion.errors import PotionError
-from potion.prompts import CompletionPrompt, completion_prompt
+from potion.prompts import CompletionPrompt, completion_prompt, dedent_answer
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -127,26 +130,11 @@ class TypeThroughCache:
         return None
 
 
-def cursor_indent(ctx: CursorContext) -> str:
-    """The whitespace before a cursor that sits on the indentation of its line ("" otherwise)."""
-    return ctx.line_prefix if ctx.at_indent else ""
-
-
 def build_prompt(request: CompletionRequest, backend: Backend, config: EngineConfig) -> CompletionPrompt:
-    """The FIM prompt for a request (the benchmark rebuilds identical prompts with it).
-
-    When the cursor sits on the indentation of its line, that indentation is left out of the prompt: a
-    prefix ending in spaces is a token boundary code models rarely saw in training, and they answer it
-    with odd continuations; from the line start they write the indented line themselves (see
-    `dedent_first_line`).
-    """
+    """The FIM prompt for a request (the benchmark rebuilds identical prompts with it)."""
     window = config.prompt_tokens * _CHARS_PER_TOKEN
-    prefix = request.prefix
-    line_start = prefix.rfind("\n") + 1
-    if line_start < len(prefix) and not prefix[line_start:].strip(" \t"):
-        prefix = prefix[:line_start]
     return completion_prompt(
-        prefix[-window:],
+        request.prefix[-window:],
         request.suffix[:window],
         info=backend.info,
         tokenize=backend.tokenize,
@@ -154,14 +142,6 @@ def build_prompt(request: CompletionRequest, backend: Backend, config: EngineCon
         extra_files=request.extra_files,
         path=request.path,
     )
-
-
-def dedent_first_line(raw: str, indent: str) -> str:
-    """Drop from the model's first line the indentation the document already has before the cursor."""
-    if not indent:
-        return raw
-    lead = len(raw) - len(raw.lstrip(" \t"))
-    return raw[min(lead, len(indent)) :]
 
 
 class CompletionEngine:
@@ -260,7 +240,7 @@ class CompletionEngine:
             return None
         try:
             prompt = build_prompt(request, backend, self.config)
-            indent = cursor_indent(ctx)
+            indent = prompt.indent
             with self._lock:
                 hit = self._prompt_cache.get(prompt.text)
             if hit is not None:
@@ -279,7 +259,7 @@ class CompletionEngine:
                 raw += piece
                 if cancel.is_set():
                     return None
-                if "\n" in piece and should_stop(dedent_first_line(raw, indent), ctx):
+                if "\n" in piece and should_stop(dedent_answer(raw, indent), ctx):
                     break
                 now = time.monotonic()
                 if deadline is None:
@@ -294,7 +274,7 @@ class CompletionEngine:
                 return None
             if timed_out and "\n" in raw:
                 raw = raw[: raw.rfind("\n")]  # a line cut mid-token is worse than one line less
-            text = postprocess(dedent_first_line(raw, indent), ctx)
+            text = postprocess(dedent_answer(raw, indent), ctx)
             stats = backend.last_stats
             with self._lock:
                 self._prompt_cache[prompt.text] = text
@@ -320,6 +300,11 @@ class CompletionEngine:
             return None
         finally:
             self.busy.clear()
+
+    async def run_exclusive(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the generation thread, after any running generation: llama.cpp runs one at a time,
+        so other model work (code actions' chat) queues behind suggestions instead of beside them."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     def close(self) -> None:
         self.cancel_running()

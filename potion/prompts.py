@@ -162,6 +162,23 @@ class CompletionPrompt:
     suffix_kept: str
     warning: str | None = None
     files_kept: list[str] = field(default_factory=list)
+    # The whitespace before a cursor on the indentation of its line, left out of `text` (see
+    # `completion_prompt`); the model writes the indentation itself and `dedent_answer` drops it again.
+    indent: str = ""
+
+
+def cursor_indent(prefix: str) -> str:
+    """The whitespace before a cursor that sits on the indentation of its line ("" otherwise)."""
+    line = prefix[prefix.rfind("\n") + 1 :]
+    return line if line and not line.strip(" \t") else ""
+
+
+def dedent_answer(raw: str, indent: str) -> str:
+    """Drop from the model's first line the indentation the document already has before the cursor."""
+    if not indent:
+        return raw
+    lead = len(raw) - len(raw.lstrip(" \t"))
+    return raw[min(lead, len(indent)) :]
 
 
 def _count(tokenize: Tokenize, text: str) -> int:
@@ -293,7 +310,14 @@ def completion_prompt(
     `extra_files` are (path, text) pairs, most relevant first; they are used only by families with a file
     separator and only with the tokens the current file leaves over. `repo` names the project for families
     that have a repo-name token.
+
+    When the cursor sits on the indentation of its line, that indentation is left out of the prompt
+    (`CompletionPrompt.indent`): a prefix ending in spaces is a token boundary code models rarely saw in
+    training, and they answer it with odd continuations; from the line start they write the indented
+    line themselves, and callers drop what the document already has with `dedent_answer`.
     """
+    indent = cursor_indent(prefix)
+    prefix = prefix[: len(prefix) - len(indent)]
     template = TEMPLATES.get(info.family)
     if template is None:
         kept = keep_tail(prefix, budget_tokens, tokenize)
@@ -304,6 +328,7 @@ def completion_prompt(
             prefix_kept=kept,
             suffix_kept="",
             warning=f"model {info.name!r} has no fill-in-the-middle tokens: completing the prefix only",
+            indent=indent,
         )
 
     markers = template.markers()
@@ -348,4 +373,5 @@ def completion_prompt(
         prefix_kept=prefix_kept,
         suffix_kept=suffix_kept,
         files_kept=files_kept,
+        indent=indent,
     )

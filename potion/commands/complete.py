@@ -93,11 +93,8 @@ def complete(args: CompleteArgs, *, backend: Backend | None = None, out: TextIO 
         budget = min(args.context_tokens, info.n_ctx - args.max_tokens - _MARGIN_TOKENS)
         if budget < 16:
             raise ValueError(f"--max-tokens {args.max_tokens} leaves no room in a {info.n_ctx}-token context")
-        # A cursor on an indentation-only line: models complete better from the line start and write the
-        # indentation themselves (a prompt ending in spaces splits tokens the way training never did).
-        indent = _trailing_indent(prefix)
         prompt = completion_prompt(
-            prefix[: len(prefix) - len(indent)],
+            prefix,
             suffix,
             info=info,
             tokenize=backend.tokenize,
@@ -110,7 +107,7 @@ def complete(args: CompleteArgs, *, backend: Backend | None = None, out: TextIO 
         # closing() ends the model's generation as soon as trimming decides the answer is complete.
         pieces = backend.complete(prompt.text, max_tokens=args.max_tokens, stop=prompt.stop)
         try:
-            for piece in trim_completion(pieces, indent=indent, suffix=suffix, prompt=prompt):
+            for piece in trim_completion(pieces, indent=prompt.indent, suffix=suffix, prompt=prompt):
                 out.write(piece)
                 out.flush()
                 wrote += piece
@@ -164,17 +161,13 @@ def split_at(text: str, line: int, col: int, *, path: Path | str = "<text>") -> 
     return text[:offset], text[offset:]
 
 
-def _trailing_indent(prefix: str) -> str:
-    line = prefix[prefix.rfind("\n") + 1 :]
-    return line if line and not line.strip() else ""
-
-
 def trim_completion(
     pieces: Iterable[str], *, indent: str, suffix: str, prompt: CompletionPrompt
 ) -> Iterator[str]:
     """The model's pieces as they belong after the cursor.
 
-    Drops the indentation the cursor already has (see `complete`), and stops where the model starts to
+    Drops the indentation the cursor already has (`CompletionPrompt.indent`, left out of the prompt), as
+    it streams (`potion.prompts.dedent_answer` is the whole-answer form), and stops where the model starts to
     repeat the code after the cursor: FIM models often write the middle and then carry on with the
     suffix (`end`, the next function) instead of stopping. Lines are held back only while they could
     still turn out to be that repeat, so output stays streamed.

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lsp.engine import CompletionEngine, CompletionRequest, EngineConfig, build_prompt, dedent_first_line
+from lsp.engine import CompletionEngine, CompletionRequest, EngineConfig, build_prompt
 from potion.backends import FakeBackend
 from potion.errors import BackendError
 
@@ -196,14 +196,6 @@ async def test_prompt_leaves_out_the_cursor_indentation_and_the_answer_gets_it_b
     assert suggestion.text == "GenServer.call(__MODULE__, :increment)"
 
 
-def test_dedent_first_line_only_removes_what_the_cursor_has():
-    assert dedent_first_line("    foo\n    bar", "    ") == "foo\n    bar"
-    assert dedent_first_line("      foo", "    ") == "  foo"
-    assert dedent_first_line("  foo", "    ") == "foo"
-    assert dedent_first_line("  foo", "") == "  foo"
-    assert build_prompt(request("x = 1"), FakeBackend(), EngineConfig()).text.count("x = 1") == 1
-
-
 async def test_a_cache_hit_supersedes_an_older_request_still_in_debounce():
     backend = FakeBackend([ANSWER, "other"])
     eng = engine(backend)
@@ -216,3 +208,13 @@ async def test_a_cache_hit_supersedes_an_older_request_still_in_debounce():
     assert hit.cache_hit
     assert await older is None  # its cursor state is gone: no generation for it
     assert len(backend.prompts) == 1
+
+
+def test_build_prompt_keeps_a_non_indentation_line_prefix_once():
+    assert build_prompt(request("x = 1"), FakeBackend(), EngineConfig()).text.count("x = 1") == 1
+
+
+async def test_run_exclusive_runs_on_the_generation_thread():
+    eng = engine(FakeBackend("x"))
+    name = await eng.run_exclusive(lambda: threading.current_thread().name)
+    assert name.startswith("potion-generate")

@@ -9,6 +9,8 @@ from potion.prompts import (
     TEMPLATES,
     CompletionPrompt,
     completion_prompt,
+    cursor_indent,
+    dedent_answer,
     detect_family,
     fim_tokens,
     keep_head,
@@ -109,8 +111,9 @@ def test_repo_level_context_for_qwen() -> None:
         "<|file_sep|>lib/b.ex\ndefmodule B do\nend\n"
         "<|file_sep|>lib/c.ex\ndefmodule C do\nend\n"
         "<|file_sep|>lib/a.ex\n"
-        "<|fim_prefix|>def a do\n  <|fim_suffix|>\nend\n<|fim_middle|>"
+        "<|fim_prefix|>def a do\n<|fim_suffix|>\nend\n<|fim_middle|>"
     )
+    assert prompt.indent == "  "  # the cursor's indentation is left to the model
     assert prompt.files_kept == ["lib/b.ex", "lib/c.ex"]
 
 
@@ -239,3 +242,29 @@ def test_works_with_the_fake_backends_word_tokenizer() -> None:
     )
     assert prompt.fim and len(backend.tokenize(prompt.text)) <= 300 + 10
     assert prompt.prefix_kept.endswith("x + 199\n") and prompt.suffix_kept.startswith("  def f0(x)")
+
+
+# -- a cursor on the indentation of its line ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["qwen2.5-coder", "unknown"])
+def test_the_cursor_indentation_is_left_out_of_the_prompt(family: str) -> None:
+    prompt = build(family, "def f do\n    ", "\nend\n")
+    assert prompt.indent == "    "
+    assert prompt.prefix_kept.endswith("def f do\n")
+    assert "def f do\n    " not in prompt.text
+
+
+def test_a_cursor_after_code_keeps_its_line_whole() -> None:
+    prompt = build("qwen2.5-coder", "def f do\n    x = ", "\nend\n")
+    assert prompt.indent == ""
+    assert prompt.prefix_kept.endswith("    x = ")
+
+
+def test_cursor_indent_and_dedent_answer() -> None:
+    assert cursor_indent("a\n\t  ") == "\t  "
+    assert cursor_indent("a\n  b") == "" and cursor_indent("a\n") == "" and cursor_indent("") == ""
+    assert dedent_answer("    foo\n    bar", "    ") == "foo\n    bar"
+    assert dedent_answer("      foo", "    ") == "  foo"
+    assert dedent_answer("  foo", "    ") == "foo"
+    assert dedent_answer("  foo", "") == "  foo"
