@@ -464,11 +464,9 @@ async def _generate(server: PotionServer, messages: list[dict[str, str]], max_to
         log.info("model answer: %r", "".join(out)[:2000])
         return "".join(out)
 
-    engine = server.engine
-    engine.cancel_running()
-    executor = getattr(engine, "_executor", None)
+    server.engine.cancel_running()
     try:
-        return await asyncio.get_running_loop().run_in_executor(executor, run)
+        return await server.engine.run_exclusive(run)
     except asyncio.CancelledError:
         cancel.set()
         raise
