@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from potion.elixir import FunctionDef, analyze, scope_at
+from potion.errors import InvalidSource
+from potion.sources import read_text_source
 from tui.errors import AttachError, InputTooLarge
 from tui.history import StoredMessage
 
@@ -53,23 +55,15 @@ def read_text_file(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> str:
         raise AttachError(
             f"no such file: {path}", hint="paths are relative to the folder potion chat started in"
         )
-    if not path.is_file():
-        raise AttachError(f"not a file: {path}")
-    size = path.stat().st_size
-    if size > max_bytes:
+    if path.is_file() and (size := path.stat().st_size) > max_bytes:
         raise AttachError(
             f"{path.name} is {size / 1024:.0f} KB, larger than the {max_bytes // 1024} KB limit",
             hint="attach a smaller file or use /explain PATH:LINE for one function",
         )
-    data = path.read_bytes()
-    if b"\0" in data[:8192]:
-        raise AttachError(f"{path.name} looks like a binary file", hint="attach a text source file")
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise AttachError(
-            f"{path.name} is not UTF-8 text (byte {exc.start})", hint="attach a text source file"
-        ) from exc
+        return read_text_source(path)
+    except InvalidSource as exc:
+        raise AttachError(exc.message, hint=exc.hint) from None
 
 
 def parse_path_line(arg: str) -> tuple[str, int | None]:

@@ -18,6 +18,7 @@ from typing import TextIO
 from potion.backends import Backend, open_backend
 from potion.errors import InvalidSource
 from potion.prompts import CompletionPrompt, completion_prompt
+from potion.sources import read_text_source
 
 # Prompt room left for the answer's tokens and the template's own, on top of --max-tokens.
 _MARGIN_TOKENS = 16
@@ -84,7 +85,7 @@ def complete_command(ns: argparse.Namespace) -> int:
 def complete(args: CompleteArgs, *, backend: Backend | None = None, out: TextIO | None = None) -> int:
     """Stream the completion at the cursor to `out` (stdout), one flush per piece."""
     out = out or sys.stdout
-    text = read_source(args.file)
+    text = read_text_source(args.file)
     prefix, suffix = split_at(text, args.line, args.col, path=args.file)
     backend = backend or open_backend(args.model, url=args.url, n_ctx=args.n_ctx)
     try:
@@ -121,26 +122,6 @@ def complete(args: CompleteArgs, *, backend: Backend | None = None, out: TextIO 
     finally:
         backend.close()
     return 0
-
-
-def read_source(path: Path) -> str:
-    """The text of a source file, or a one-line error for a missing, unreadable or binary file."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidSource(f"no such file: {path}", hint="check the path") from None
-    except IsADirectoryError:
-        raise InvalidSource(f"{path} is a directory", hint="give a source file") from None
-    except OSError as exc:
-        raise InvalidSource(f"cannot read {path}: {exc.strerror}", hint="check its permissions") from None
-    if b"\0" in data[:8192]:
-        raise InvalidSource(f"{path} is a binary file", hint="give a text source file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidSource(
-            f"{path} is not UTF-8 text (bad byte at offset {exc.start})", hint="convert it to UTF-8"
-        ) from None
 
 
 def split_at(text: str, line: int, col: int, *, path: Path | str = "<text>") -> tuple[str, str]:

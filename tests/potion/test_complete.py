@@ -12,9 +12,10 @@ import pytest
 from fakes_openai import FakeOpenAIServer
 
 from potion.backends import FakeBackend, ModelInfo
-from potion.commands.complete import CompleteArgs, complete, read_source, split_at, trim_completion
+from potion.commands.complete import CompleteArgs, complete, split_at, trim_completion
 from potion.errors import InvalidSource
 from potion.prompts import CompletionPrompt
+from potion.sources import read_text_source
 
 REPO = Path(__file__).resolve().parents[2]
 COUNTER = REPO / "examples" / "counter.ex"
@@ -69,17 +70,17 @@ def test_split_at_out_of_range(line: int, col: int, needle: str) -> None:
         split_at("ab\n    \ncd", line, col)
 
 
-def test_read_source_rejects_missing_binary_and_non_utf8(tmp_path: Path) -> None:
+def test_read_text_source_rejects_missing_binary_and_non_utf8(tmp_path: Path) -> None:
     with pytest.raises(InvalidSource, match="no such file"):
-        read_source(tmp_path / "nope.ex")
+        read_text_source(tmp_path / "nope.ex")
     with pytest.raises(InvalidSource, match="directory"):
-        read_source(tmp_path)
+        read_text_source(tmp_path)
     (tmp_path / "b.beam").write_bytes(b"FOR1\x00\x00\x01BEAM")
     with pytest.raises(InvalidSource, match="binary"):
-        read_source(tmp_path / "b.beam")
+        read_text_source(tmp_path / "b.beam")
     (tmp_path / "l.ex").write_bytes(b"caf\xe9\n")
     with pytest.raises(InvalidSource, match="not UTF-8"):
-        read_source(tmp_path / "l.ex")
+        read_text_source(tmp_path / "l.ex")
 
 
 @pytest.mark.parametrize(
