@@ -76,6 +76,30 @@ finish({ attached = true, opened = opened, omnifunc = vim.bo.omnifunc, seen = se
 """
 
 
+def run_driver(tmp_path: Path, init: Path, driver_lua: str, sample: Path, **env: str) -> dict:
+    """Run a Lua driver in headless Neovim with `init`; it writes what it saw to a JSON file we read."""
+    driver = tmp_path / "driver.lua"
+    driver.write_text(driver_lua)
+    out = tmp_path / "out.json"
+    env = {
+        "POTION_TEST_OUT": str(out),
+        "POTION_TEST_FILE": str(sample),
+        "HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+        **env,
+    }
+    proc = subprocess.run(
+        ["nvim", "--headless", "-u", str(init), "-c", f"luafile {driver}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.exists(), proc.stdout + proc.stderr
+    return json.loads(out.read_text())
+
+
 def test_plugin_sends_settings_and_runs_commands(tmp_path: Path) -> None:
     server = tmp_path / "recorder.py"
     server.write_text(RECORDING_SERVER)
@@ -89,25 +113,7 @@ def test_plugin_sends_settings_and_runs_commands(tmp_path: Path) -> None:
         f"require('potion').setup{{ cmd = {{ {json.dumps(sys.executable)}, {json.dumps(str(server))},"
         f" {json.dumps(str(tmp_path))} }}, settings = {{ maxTokens = 32 }} }}\n"
     )
-    driver = tmp_path / "driver.lua"
-    driver.write_text(DRIVER)
-    out = tmp_path / "out.json"
-    env = {
-        "POTION_TEST_OUT": str(out),
-        "POTION_TEST_FILE": str(sample),
-        "HOME": str(tmp_path),
-        "PATH": "/usr/bin:/bin",
-    }
-    proc = subprocess.run(
-        ["nvim", "--headless", "-u", str(init), "-c", f"luafile {driver}"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.exists(), proc.stdout + proc.stderr
-    result = json.loads(out.read_text())
+    result = run_driver(tmp_path, init, DRIVER, sample)
     assert result["attached"] is True
     seen = result["seen"]
     init_options = seen["init"]
@@ -194,26 +200,7 @@ def test_plugin_uses_inline_or_builtin_completion_on_newer_neovim(tmp_path: Path
         f"require('potion').setup{{ cmd = {{ {json.dumps(sys.executable)}, {json.dumps(str(server))},"
         f" {json.dumps(str(tmp_path))} }} }}\n"
     )
-    driver = tmp_path / "driver.lua"
-    driver.write_text(BRANCH_DRIVER)
-    out = tmp_path / "out.json"
-    env = {
-        "POTION_TEST_OUT": str(out),
-        "POTION_TEST_FILE": str(sample),
-        "POTION_FAKE_NVIM": version,
-        "HOME": str(tmp_path),
-        "PATH": "/usr/bin:/bin",
-    }
-    proc = subprocess.run(
-        ["nvim", "--headless", "-u", str(init), "-c", f"luafile {driver}"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.exists(), proc.stdout + proc.stderr
-    result = json.loads(out.read_text())
+    result = run_driver(tmp_path, init, BRANCH_DRIVER, sample, POTION_FAKE_NVIM=version)
     assert "error" not in result, result
     assert result["attached"] is True
     bufnr = result["bufnr"]
