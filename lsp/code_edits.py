@@ -65,14 +65,6 @@ def impl_insertions(lines: list[str], functions: list[FunctionDef]) -> list[tupl
     return out
 
 
-def attributes_start(lines: list[str], line: int) -> int:
-    """The first line of the `@spec`/`@impl`/`@doc`... block right above `line` (or `line` itself)."""
-    start = line
-    while start > 0 and lines[start - 1].lstrip().startswith("@"):
-        start -= 1
-    return start
-
-
 def function_at(module: ModuleDef, line: int, scoped: FunctionDef | None) -> FunctionDef | None:
     """The function whose clause or attribute block covers `line`."""
     if scoped is not None:

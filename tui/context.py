@@ -10,16 +10,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from potion.elixir import FunctionDef, analyze, scope_at
+from potion import task_prompts
+from potion.elixir import FunctionDef, analyze, attribute_block_start, scope_at
 from potion.errors import InvalidSource
 from potion.sources import read_text_source
+from potion.task_prompts import fenced
 from tui.errors import AttachError, InputTooLarge
 from tui.history import StoredMessage
 
-DEFAULT_SYSTEM_PROMPT = (
-    "You are Potion, a concise assistant for Elixir and OTP developers. Prefer idiomatic Elixir: "
-    "pattern matching, pipelines, supervision trees, tagged tuples. Put code in ```elixir fenced blocks."
-)
+DEFAULT_SYSTEM_PROMPT = task_prompts.SYSTEM_PROMPT
 
 MAX_FILE_BYTES = 256 * 1024  # larger files never fit a local model's context anyway
 MAX_PASTE_CHARS = 200_000  # a paste beyond this is refused before it reaches the text area
@@ -74,14 +73,6 @@ def parse_path_line(arg: str) -> tuple[str, int | None]:
     return arg.strip(), None
 
 
-def fenced(code: str, language: str = "", label: str | None = None) -> str:
-    """A Markdown code fence long enough not to be closed by backticks inside `code`."""
-    longest = max((len(m) for m in re.findall(r"`{3,}", code)), default=2)
-    fence = "`" * (longest + 1)
-    head = f"{label}\n\n" if label else ""
-    return f"{head}{fence}{language}\n{code.rstrip()}\n{fence}"
-
-
 def attachment_content(display_path: str, text: str) -> str:
     """How an attached file is given to the model (and shown in the chat)."""
     return fenced(text, language_for(display_path), f"File `{display_path}`:")
@@ -99,17 +90,9 @@ class Span:
     label: str
 
 
-def _with_attributes(lines: Sequence[str], start: int) -> int:
-    """Move a 0-based start up over the @spec/@impl/@doc false lines right above a def."""
-    j = start
-    while j > 0 and lines[j - 1].strip().startswith(("@spec", "@impl", "@doc false")):
-        j -= 1
-    return j
-
-
 def _span(source: str, fn: FunctionDef) -> Span:
     lines = source.splitlines()
-    return Span(_with_attributes(lines, fn.line) + 1, fn.end_line + 1, f"function {fn.name}/{fn.arity}")
+    return Span(attribute_block_start(lines, fn.line) + 1, fn.end_line + 1, f"function {fn.name}/{fn.arity}")
 
 
 def enclosing_function(source: str, line: int) -> Span | None:
@@ -154,13 +137,12 @@ def explain_prompt(display_path: str, source: str, line: int | None) -> str:
             min(total, line + SNIPPET_CONTEXT_LINES),
             f"code around line {line}",
         )
-    where = f"{display_path}:{span.start}-{span.end}"
-    mod = module_name(source)
-    about = f" in module `{mod}`" if mod else ""
-    return (
-        f"Explain this Elixir {span.label}{about} ({where}): what it does, how data flows through it, "
-        f"and any OTP behaviour or pitfalls worth knowing.\n\n"
-        + fenced(snippet(source, span), language_for(display_path))
+    return task_prompts.explain_prompt(
+        snippet(source, span),
+        what=span.label,
+        module=module_name(source),
+        where=f"{display_path}:{span.start}-{span.end}",
+        language=language_for(display_path),
     )
 
 
@@ -171,13 +153,11 @@ def doc_prompt(display_path: str, source: str, function: str) -> str:
         raise AttachError(
             f"no function `{function}` in {display_path}", hint="write it as PATH:name or PATH:name/arity"
         )
-    mod = module_name(source)
-    qualified = f"{mod}.{function}" if mod else function
-    return (
-        f"Draft an `@doc` for `{qualified}` ({display_path}:{span.start}). Describe what it returns and its "
-        f"arguments, and include a short `## Examples` section with iex> doctests that would pass. "
-        f'Reply with only the `@doc """` ... `"""` heredoc in one ```elixir block.\n\n'
-        + fenced(snippet(source, span), "elixir")
+    return task_prompts.write_doc_prompt(
+        snippet(source, span),
+        function=function,
+        module=module_name(source),
+        where=f"{display_path}:{span.start}",
     )
 
 

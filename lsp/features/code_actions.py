@@ -29,7 +29,6 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from lsp.callbacks import behaviours_of, missing_callbacks
 from lsp.code_edits import (
-    attributes_start,
     callbacks_insertion,
     callbacks_without_impl,
     doc_block,
@@ -43,10 +42,11 @@ from lsp.context import uri_path
 from lsp.server import PotionServer  # at runtime: pygls reads the command handlers' annotations
 from lsp.workspace_index import document_analysis, index_for, position_encoding
 from potion.backends import CancelToken
-from potion.elixir import scope_at
+from potion.elixir import attribute_block_start, scope_at
 from potion.elixir.model import FunctionDef, ModuleDef
 from potion.errors import PotionError
 from potion.scaffolds import SCAFFOLDS, module_path, render
+from potion.task_prompts import implement_prompt, task_messages, write_doc_prompt
 
 if TYPE_CHECKING:
     from pygls.workspace import TextDocument
@@ -250,18 +250,14 @@ def register(server: PotionServer) -> None:
             return _no_model(ls, "write the @doc")
         version = document.version
         lines = list(document.lines)
-        start = attributes_start(lines, fn.line)
-        source = "".join(lines[start : fn.end_line + 1])
-        messages = [
-            {
-                "role": "system",
-                "content": "You are an expert Elixir developer. Write the documentation of the given "
-                "function for its @doc: one summary sentence, then what the arguments and the result "
-                "are, and an `## Examples` section with iex> examples only if you are sure of them. "
-                "Answer with the documentation text only (Markdown), without @doc and without quotes.",
-            },
-            {"role": "user", "content": f"Module {module.name}:\n\n```elixir\n{source}```"},
-        ]
+        start = attribute_block_start(lines, fn.line)
+        prompt = write_doc_prompt(
+            "".join(lines[start : fn.end_line + 1]),
+            function=f"{fn.name}/{fn.arity}",
+            module=module.name,
+            where=f"{Path(uri_path(document.uri)).name}:{fn.line + 1}",
+        )
+        messages = task_messages(prompt)
         text = await _generate(ls, messages, DOC_MAX_TOKENS)
         if text is None:
             return {"applied": False, "reason": "generation failed"}
@@ -284,22 +280,13 @@ def register(server: PotionServer) -> None:
             return _no_model(ls, "implement the function")
         version = document.version
         lines = list(document.lines)
-        start = attributes_start(lines, fn.line)
-        head = "".join(lines[start : fn.end_line + 1])
-        context = document.source[:_CONTEXT_CHARS]
-        messages = [
-            {
-                "role": "system",
-                "content": "You are an expert Elixir developer. Implement the requested function so it "
-                "does what its @doc and @spec say, in idiomatic Elixir. Answer with only the code of the "
-                "function's def clauses in one ```elixir block: no @doc, no @spec, no explanation.",
-            },
-            {
-                "role": "user",
-                "content": f"The module:\n\n```elixir\n{context}\n```\n\nImplement {fn.name}/{fn.arity}:"
-                f"\n\n```elixir\n{head}```",
-            },
-        ]
+        start = attribute_block_start(lines, fn.line)
+        prompt = implement_prompt(
+            "".join(lines[start : fn.end_line + 1]),
+            function=f"{fn.name}/{fn.arity}",
+            module_source=document.source[:_CONTEXT_CHARS],
+        )
+        messages = task_messages(prompt)
         text = await _generate(ls, messages, IMPLEMENT_MAX_TOKENS)
         if text is None:
             return {"applied": False, "reason": "generation failed"}

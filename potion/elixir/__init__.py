@@ -6,6 +6,7 @@ doc = Document(text); doc.edit(...)       # incremental re-parse for the languag
 """
 
 from potion.elixir.analysis import analyze, is_balanced
+from potion.elixir.attributes import attribute_block_start
 from potion.elixir.document import Document
 from potion.elixir.model import (
     Clause,
@@ -28,6 +29,7 @@ __all__ = [
     "Scope",
     "SourceAnalysis",
     "analyze",
+    "attribute_block_start",
     "is_balanced",
     "scope_at",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from lsp.code_edits import (
-    attributes_start,
     callbacks_insertion,
     callbacks_without_impl,
     doc_block,
@@ -13,7 +12,7 @@ from lsp.code_edits import (
     implementation_code,
     module_name_for_path,
 )
-from potion.elixir import analyze
+from potion.elixir import analyze, attribute_block_start
 
 STUB = """defmodule MathUtil do
   @doc "Sums."
@@ -95,10 +94,22 @@ def test_insertions_for_callbacks_and_impl() -> None:
         (3, "  @impl true\n"),
         (5, "  @impl true\n"),
     ]
-    assert attributes_start(lines, 5) == 4
+    assert attribute_block_start(lines, 5) == 4
     # A module whose closing `end` is not on its own line is left alone.
     one_liner = "defmodule D do use GenServer end\n"
     assert (
         callbacks_insertion(one_liner.splitlines(True), analyze(one_liner).modules[0], required_only=True)
         is None
     )
+
+
+def test_the_code_actions_parse_the_answers_the_task_prompts_ask_for() -> None:
+    # A model (or a training sample) answering in potion.task_prompts' format is understood here.
+    from potion.task_prompts import doc_answer, implementation_answer
+
+    assert doc_block(doc_answer("Sums `list`.\n\nEmpty lists sum to 0."), "  ") == (
+        '  @doc """\n  Sums `list`.\n\n  Empty lists sum to 0.\n  """\n'
+    )
+    fn = analyze(STUB).modules[0].function("sum")
+    code = implementation_answer("def sum(list), do: Enum.sum(list)")
+    assert implementation_code(code, fn, "  ") == "  def sum(list), do: Enum.sum(list)\n"
