@@ -48,6 +48,9 @@ class ServerConfig:
     max_tokens: int = 64
     time_budget_ms: int = 5000
     prompt_tokens: int = 512
+    # Clients without inline completion: how long a completion request with no Elixir names to show
+    # waits for the model's item (with names it never waits: the item comes on the next request).
+    ai_item_wait_ms: int = 300
     inline_completion: bool = True
     elixir_completion: bool = True
     hover: bool = True
@@ -74,6 +77,7 @@ _LIMITS = {
     "max_tokens": (1, 4096),
     "time_budget_ms": (50, 600_000),
     "prompt_tokens": (32, 1 << 20),
+    "ai_item_wait_ms": (0, 10_000),
 }
 
 

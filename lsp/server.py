@@ -35,6 +35,7 @@ from potion.errors import PotionError
 log = logging.getLogger(__name__)
 
 DocumentListener = Callable[[str, str], None]  # (event: open|change|save|close, uri)
+StartupHook = Callable[["PotionServer"], None]
 
 STATUS = "potion/status"
 ACCEPTED_COMMAND = "potion.accepted"
@@ -139,6 +140,7 @@ class PotionServer(LanguageServer):
         self.loader = ModelLoader(self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[DocumentListener] = []
+        self._startup: dict[str, list[StartupHook]] = {"initialize": [], "initialized": []}
         self._generation_error_shown = False
         self._progress: dict[str, str | None] = {}  # token -> None (created), "begun", or a pending end
 
@@ -147,6 +149,19 @@ class PotionServer(LanguageServer):
     def add_document_listener(self, listener: DocumentListener) -> None:
         """Call `listener(event, uri)` after each didOpen/didChange/didSave/didClose."""
         self._listeners.append(listener)
+
+    def add_startup_hook(self, stage: str, hook: StartupHook) -> None:
+        """Call `hook(server)` at a stage of the handshake: "initialize" (the client's capabilities are
+        known and `server_capabilities` can still change before the result is sent) or "initialized"
+        (the client now accepts requests such as `client/registerCapability`)."""
+        self._startup[stage].append(hook)
+
+    def _run_startup_hooks(self, stage: str) -> None:
+        for hook in self._startup[stage]:
+            try:
+                hook(self)
+            except Exception:  # one feature's setup must not stop the server from starting
+                log.exception("%s hook %r failed", stage, hook)
 
     def document(self, uri: str) -> TextDocument | None:
         """An open document, or None (never reads an unopened file from disk)."""
@@ -292,10 +307,12 @@ def register_core(server: PotionServer) -> None:
         ls.apply_settings(params.initialization_options)
         if ls.config.telemetry and ls.telemetry is None:
             ls._open_telemetry()
+        ls._run_startup_hooks("initialize")
 
     @server.feature(types.INITIALIZED)
     def initialized(ls: PotionServer, params: types.InitializedParams) -> None:
         ls.loader.start(ls.config)
+        ls._run_startup_hooks("initialized")
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(ls: PotionServer, params: types.DidChangeConfigurationParams) -> None:

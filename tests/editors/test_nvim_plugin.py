@@ -27,6 +27,11 @@ from pygls.lsp.server import LanguageServer
 server = LanguageServer("recorder", "0")
 seen = {"init": None, "settings": [], "commands": []}
 
+if "--inline" in sys.argv:  # advertise inlineCompletionProvider, as potion lsp does for Neovim 0.12
+    @server.feature(t.TEXT_DOCUMENT_INLINE_COMPLETION, t.InlineCompletionOptions())
+    def inline(ls, params):
+        return t.InlineCompletionList(items=[])
+
 @server.feature(t.INITIALIZE)
 def initialize(ls, params):
     seen["init"] = params.initialization_options
@@ -151,13 +156,12 @@ if version == "0.12" then
     enable = function(on, filter) table.insert(calls, { "inline.enable", on, filter.bufnr }) end,
     get = function() table.insert(calls, { "inline.get" }); return true end,
   }
-else
-  vim.lsp.completion = {
-    enable = function(on, client_id, bufnr, opts)
-      table.insert(calls, { "completion.enable", on, bufnr, opts.autotrigger })
-    end,
-  }
 end
+vim.lsp.completion = {
+  enable = function(on, client_id, bufnr, opts)
+    table.insert(calls, { "completion.enable", on, bufnr, opts.autotrigger })
+  end,
+}
 """
 
 BRANCH_DRIVER = r"""
@@ -188,28 +192,38 @@ vim.cmd("qa!")
 """
 
 
-@pytest.mark.parametrize("version", ["0.12", "0.11"])
-def test_plugin_uses_inline_or_builtin_completion_on_newer_neovim(tmp_path: Path, version: str) -> None:
+@pytest.mark.parametrize(
+    ("version", "advertised"),
+    [("0.12", True), ("0.12", False), ("0.11", False)],
+    ids=["0.12-server-advertises-inline", "0.12-server-without-inline", "0.11"],
+)
+def test_plugin_uses_inline_or_builtin_completion_on_newer_neovim(
+    tmp_path: Path, version: str, advertised: bool
+) -> None:
     server = tmp_path / "recorder.py"
     server.write_text(RECORDING_SERVER)
     sample = tmp_path / "sample.ex"
     sample.write_text("defmodule Sample do\nend\n")
     init = tmp_path / "init.lua"
+    flag = ', "--inline"' if advertised else ""
     init.write_text(
         STUB_NEWER_NEOVIM + f"vim.opt.rtp:prepend({json.dumps(str(PLUGIN))})\n"
         f"require('potion').setup{{ cmd = {{ {json.dumps(sys.executable)}, {json.dumps(str(server))},"
-        f" {json.dumps(str(tmp_path))} }} }}\n"
+        f" {json.dumps(str(tmp_path))}{flag} }} }}\n"
     )
     result = run_driver(tmp_path, init, BRANCH_DRIVER, sample, POTION_FAKE_NVIM=version)
     assert "error" not in result, result
     assert result["attached"] is True
     bufnr = result["bufnr"]
-    if version == "0.12":
+    if advertised:
         # Ghost text on, and <Tab> accepts the shown suggestion (get() returned true: no Tab typed).
         assert result["calls"][0] == ["inline.enable", True, bufnr]
         assert result["tab_mapped"] is True and ["inline.get"] in result["calls"]
         assert result["accepted"] is None
     else:
-        assert result["calls"] == [["completion.enable", True, bufnr, True]]
+        # The server offers no ghost text (0.11 declares none; a server without it): completion items.
+        assert result["calls"][0] == ["completion.enable", True, bufnr, True]
+        assert not [c for c in result["calls"] if c[0] == "inline.enable"]
         assert result["tab_mapped"] is False and result["omnifunc"] == ""
-        assert result["accepted"] == "<Tab>"  # no ghost text API: the key is typed as it is
+        if version == "0.11":
+            assert result["accepted"] == "<Tab>"  # no ghost text API: the key is typed as it is

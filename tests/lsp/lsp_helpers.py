@@ -20,11 +20,11 @@ SERVER = [sys.executable, "-m", "lsp", "--stdio"]
 
 
 def vscode_capabilities() -> types.ClientCapabilities:
-    """VS Code with the LSP 3.18 inline completion capability (vscode-languageclient 9 declares it)."""
+    """VS Code with vscode-languageclient 9.0.1 and its proposed features on (`registerProposedFeatures`,
+    as editors/vscode does): its InlineCompletionItemFeature declares `textDocument.inlineCompletion`
+    with `dynamicRegistration: true`."""
     caps = client_capabilities("visual-studio-code")
-    caps.text_document.inline_completion = types.InlineCompletionClientCapabilities(
-        dynamic_registration=False
-    )
+    caps.text_document.inline_completion = types.InlineCompletionClientCapabilities(dynamic_registration=True)
     return caps
 
 
@@ -32,6 +32,17 @@ def neovim_capabilities() -> types.ClientCapabilities:
     """Neovim 0.7 (Debian's): no inline completion, so AI suggestions come as completion items."""
     caps = client_capabilities("neovim@v0.7.0")
     assert caps.text_document.inline_completion is None
+    return caps
+
+
+def neovim_012_capabilities() -> types.ClientCapabilities:
+    """Neovim 0.12: 0.11's capabilities plus `textDocument.inlineCompletion = { dynamicRegistration =
+    false }`, as its `vim.lsp.protocol.make_client_capabilities()` declares it."""
+    caps = client_capabilities("neovim@v0.11.0")
+    assert caps.text_document.inline_completion is None
+    caps.text_document.inline_completion = types.InlineCompletionClientCapabilities(
+        dynamic_registration=False
+    )
     return caps
 
 
@@ -48,16 +59,25 @@ async def lsp_session(
     root: Path | None = None,
 ) -> AsyncIterator[LanguageClient]:
     client = make_test_lsp_client()
+    registrations: list[types.Registration] = []
+
+    @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register_capability(params: types.RegistrationParams) -> None:
+        registrations.extend(params.registrations)
+
     env = {**os.environ, "POTION_HOME": str(home)}
     await client.start_io(*SERVER, env=env)
     try:
-        await client.initialize_session(
+        result = await client.initialize_session(
             types.InitializeParams(
                 capabilities=capabilities,
                 initialization_options=options,
                 root_uri=root.as_uri() if root else None,
             )
         )
+        # For the tests: what the server advertised in `initialize` and registered afterwards.
+        client.initialize_result = result
+        client.registrations = registrations
         yield client
         await asyncio.wait_for(client.shutdown_session(), 20)
     finally:

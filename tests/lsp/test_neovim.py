@@ -63,11 +63,22 @@ local function ask(method, params)
 end
 local uri = vim.uri_from_bufnr(0)
 local doc = { uri = uri }
--- After `Enum.`: the stdlib functions, and the model's suggestion as an item (no inline completion).
-local completion = ask("textDocument/completion", {
-  textDocument = doc, position = { line = 4, character = 9 },
-  context = { triggerKind = 1 },
-})
+-- After `Enum.`: the stdlib functions at once, and the model's suggestion (no inline completion) as an
+-- item of the next request, once it was generated.
+local params = { textDocument = doc, position = { line = 4, character = 9 }, context = { triggerKind = 1 } }
+local function ai_item(list)
+  for _, item in ipairs(list and (list.items or list) or {}) do
+    if item.labelDetails and item.labelDetails.description == "Potion AI" then return item end
+  end
+  return nil
+end
+local first = ask("textDocument/completion", params)
+local first_ai = ai_item(first)
+vim.wait(20000, function()
+  local state = ask("potion/status", {})
+  return state ~= nil and state.last ~= nil and state.last ~= vim.NIL
+end, 50)
+local completion = ask("textDocument/completion", params)
 local hover = ask("textDocument/hover", { textDocument = doc, position = { line = 1, character = 8 } })
 local actions = ask("textDocument/codeAction", {
   textDocument = doc,
@@ -90,6 +101,8 @@ local created = vim.wait(20000, function()
 end, 20)
 local first_line = vim.api.nvim_buf_get_lines(0, 0, 1, false)[1]
 finish({
+  first_ai = first_ai or vim.NIL,
+  first_count = #(first and (first.items or first) or {}),
   created = created,
   first_line = first_line,
   ready = ready,
@@ -147,6 +160,7 @@ def test_neovim_receives_potion_completions(tmp_path: Path) -> None:
     assert result["ready"] is True
     # Neovim 0.7 has no inline completion: the plugin set the omnifunc and the AI comes as an item.
     assert result["omnifunc"] == "v:lua.vim.lsp.omnifunc"
+    assert result["first_ai"] is None and result["first_count"] > 0  # names first, not held for the model
     ai = result["ai"]
     assert ai is not None, result["labels"]
     assert ai["textEdit"]["newText"] == "map(list, fn x -> x + 1 end)"

@@ -55,6 +55,7 @@ def test_settings_flat_nested_camel_and_snake():
         ({"debounceMs": "soon"}, "debounceMs"),
         ({"debounceMs": -1}, "debounceMs"),
         ({"maxTokens": 1.5}, "maxTokens"),
+        ({"aiItemWaitMs": 99_999}, "aiItemWaitMs"),
         ({"hover": "yes"}, "hover"),
         ({"backend": "gpu"}, "backend"),
         ({"model": 3}, "model"),

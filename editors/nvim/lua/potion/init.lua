@@ -70,8 +70,15 @@ function M.accept_or_key()
   return M.config.accept_key
 end
 
+-- The server advertises inline completion only to clients that declare it (Neovim >= 0.12): ghost text
+-- is turned on from what it answered, not from the version alone.
+local function server_has_inline_completion(client)
+  local provider = (client.server_capabilities or {}).inlineCompletionProvider
+  return provider ~= nil and provider ~= false
+end
+
 local function set_up_buffer(client, bufnr)
-  if has("nvim-0.12") and vim.lsp.inline_completion then
+  if has("nvim-0.12") and vim.lsp.inline_completion and server_has_inline_completion(client) then
     vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
     if M.config.accept_key then
       vim.keymap.set("i", M.config.accept_key, M.accept_or_key, {
