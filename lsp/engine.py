@@ -16,6 +16,7 @@ loop keeps reading messages (a newer keystroke, `$/cancelRequest`) while a sugge
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -26,29 +27,36 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from lsp.postprocess import CursorContext, cursor_context, postprocess, should_stop
+from potion import completion
 from potion.backends import Backend, CancelToken
+from potion.completion import DEFAULT_SETTINGS, CompletionSettings, CompletionStream, CursorContext
 from potion.errors import PotionError
-from potion.prompts import CompletionPrompt, completion_prompt, dedent_answer
+from potion.prompts import CompletionPrompt
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-# Characters of prefix/suffix handed to the prompt builder per prompt token: enough for any tokenizer
-# (Elixir averages ~3.5 chars a token) while keeping tokenization of a 5 MB file bounded.
-_CHARS_PER_TOKEN = 6
 _TAIL = 256  # characters of prefix/suffix that identify a cursor state in the type-through cache
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     debounce_ms: int = 150
-    max_tokens: int = 64
+    max_tokens: int = DEFAULT_SETTINGS.max_tokens
     time_budget_ms: int = 5000
-    prompt_tokens: int = 512  # token budget of the FIM prompt (current file + extra files)
-    extra_context_chars: int = 1500  # at most this much of other files' chunks goes into the prompt
+    prompt_tokens: int = DEFAULT_SETTINGS.prompt_tokens  # token budget of the FIM prompt (with extra files)
+    extra_context_chars: int = DEFAULT_SETTINGS.extra_context_chars  # other files' chunks, at most
     cache_size: int = 256
+
+    def settings(self) -> CompletionSettings:
+        """The shared pipeline's settings (potion.completion) with this server's budgets."""
+        return dataclasses.replace(
+            DEFAULT_SETTINGS,
+            max_tokens=self.max_tokens,
+            prompt_tokens=self.prompt_tokens,
+            extra_context_chars=self.extra_context_chars,
+        )
 
 
 @dataclass(frozen=True)
@@ -132,15 +140,14 @@ class TypeThroughCache:
 
 def build_prompt(request: CompletionRequest, backend: Backend, config: EngineConfig) -> CompletionPrompt:
     """The FIM prompt for a request (the benchmark rebuilds identical prompts with it)."""
-    window = config.prompt_tokens * _CHARS_PER_TOKEN
-    return completion_prompt(
-        request.prefix[-window:],
-        request.suffix[:window],
+    return completion.build_prompt(
+        request.prefix,
+        request.suffix,
         info=backend.info,
         tokenize=backend.tokenize,
-        budget_tokens=config.prompt_tokens,
-        extra_files=request.extra_files,
+        settings=config.settings(),
         path=request.path,
+        extra_files=request.extra_files,
     )
 
 
@@ -208,7 +215,7 @@ class CompletionEngine:
         token = CancelToken()
         with self._lock:
             self._current = token
-        ctx = cursor_context(request.prefix, request.suffix)
+        ctx = completion.cursor_context(request.prefix, request.suffix)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, self._generate, backend, request, ctx, token)
         try:
@@ -240,7 +247,6 @@ class CompletionEngine:
             return None
         try:
             prompt = build_prompt(request, backend, self.config)
-            indent = prompt.indent
             with self._lock:
                 hit = self._prompt_cache.get(prompt.text)
             if hit is not None:
@@ -248,43 +254,26 @@ class CompletionEngine:
                 return Suggestion(hit, cache_hit=True)
             self.stats.generations += 1
             self.busy.set()
-            # The budget counts from the first token: prompt processing of a cold cache is not generation.
-            deadline: float | None = None
-            raw = ""
-            timed_out = False
-            pieces = backend.complete(
-                prompt.text, max_tokens=self.config.max_tokens, stop=prompt.stop, cancel=cancel
+            settings = self.config.settings()
+            result = completion.generate(
+                backend,
+                prompt,
+                CompletionStream(ctx, indent=prompt.indent, settings=settings),
+                max_tokens=settings.max_tokens,
+                cancel=cancel,
+                time_budget_s=self.config.time_budget_ms / 1000,
             )
-            for piece in pieces:
-                raw += piece
-                if cancel.is_set():
-                    return None
-                if "\n" in piece and should_stop(dedent_answer(raw, indent), ctx):
-                    break
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self.config.time_budget_ms / 1000
-                elif now > deadline:
-                    timed_out = True
-                    break
-            close = getattr(pieces, "close", None)
-            if close is not None:
-                close()  # lets the backend finish its bookkeeping for a generation we stopped early
-            if cancel.is_set():
+            if result.cancelled:
                 return None
-            if timed_out and "\n" in raw:
-                raw = raw[: raw.rfind("\n")]  # a line cut mid-token is worse than one line less
-            text = postprocess(dedent_answer(raw, indent), ctx)
-            stats = backend.last_stats
             with self._lock:
-                self._prompt_cache[prompt.text] = text
+                self._prompt_cache[prompt.text] = result.text
                 while len(self._prompt_cache) > self.config.cache_size:
                     self._prompt_cache.popitem(last=False)
             return Suggestion(
-                text,
-                prompt_tokens=stats.prompt_tokens,
-                completion_tokens=stats.completion_tokens,
-                timed_out=timed_out,
+                result.text,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+                timed_out=result.timed_out,
             )
         except PotionError as exc:
             self.stats.errors += 1

@@ -259,9 +259,11 @@ def _anchored(prefix: str, kept: str) -> str:
     return "\n".join(lines[anchored:])
 
 
-def _split_budget(n_prefix: int, n_suffix: int, available: int) -> tuple[int, int]:
-    """Token allowances for prefix and suffix: the suffix gets an eighth, or what the prefix leaves unused,
-    and the prefix the rest.
+def _split_budget(
+    n_prefix: int, n_suffix: int, available: int, suffix_share: float = 1 / 8
+) -> tuple[int, int]:
+    """Token allowances for prefix and suffix: the suffix gets `suffix_share` (an eighth), or what the
+    prefix leaves unused, and the prefix the rest.
 
     The suffix share is small on purpose: the model mostly needs the next few lines to know where to
     stop, and in prefix-suffix-middle order every suffix token sits after the cursor, so it is
@@ -269,12 +271,12 @@ def _split_budget(n_prefix: int, n_suffix: int, available: int) -> tuple[int, in
     """
     if n_prefix + n_suffix <= available:
         return n_prefix, n_suffix
-    suffix_share = available // 8
-    if n_suffix <= suffix_share:
+    share = int(available * suffix_share)
+    if n_suffix <= share:
         return available - n_suffix, n_suffix
-    if n_prefix <= available - suffix_share:
+    if n_prefix <= available - share:
         return n_prefix, available - n_prefix
-    return available - suffix_share, suffix_share
+    return available - share, share
 
 
 def _render_fim(template: FimTemplate, prefix: str, suffix: str) -> str:
@@ -304,6 +306,8 @@ def completion_prompt(
     extra_files: Sequence[tuple[str, str]] = (),
     path: str | None = None,
     repo: str | None = None,
+    strip_indent: bool = True,
+    suffix_share: float = 1 / 8,
 ) -> CompletionPrompt:
     """Build the FIM prompt for the cursor between `prefix` and `suffix`, within `budget_tokens`.
 
@@ -315,8 +319,10 @@ def completion_prompt(
     (`CompletionPrompt.indent`): a prefix ending in spaces is a token boundary code models rarely saw in
     training, and they answer it with odd continuations; from the line start they write the indented
     line themselves, and callers drop what the document already has with `dedent_answer`.
+    `strip_indent=False` keeps it (the evaluations measure both); `suffix_share` is the suffix's part of
+    the budget when both sides do not fit.
     """
-    indent = cursor_indent(prefix)
+    indent = cursor_indent(prefix) if strip_indent else ""
     prefix = prefix[: len(prefix) - len(indent)]
     template = TEMPLATES.get(info.family)
     if template is None:
@@ -340,7 +346,7 @@ def completion_prompt(
     overhead = _count(tokenize, header + current + _render_fim(template, "", ""))
     available = max(budget_tokens - overhead, 0)
     n_prefix, n_suffix = _count(tokenize, prefix), _count(tokenize, suffix)
-    prefix_budget, suffix_budget = _split_budget(n_prefix, n_suffix, available)
+    prefix_budget, suffix_budget = _split_budget(n_prefix, n_suffix, available, suffix_share)
     prefix_kept = (
         prefix if prefix_budget >= n_prefix else _anchored(prefix, keep_tail(prefix, prefix_budget, tokenize))
     )

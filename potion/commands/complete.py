@@ -1,7 +1,8 @@
 """`potion complete FILE --line L --col C`: complete code at a position, streamed to stdout.
 
 The one-shot form of what the language server does on each keystroke, for scripts, demos and debugging
-a model: build the fill-in-the-middle prompt from the file, stream the model's answer token by token.
+a model: the same pipeline (`potion.completion`: prompt, stop rule, post-processing) with the same
+defaults, so it prints the suggestion the editor would show, streamed as each part of it becomes final.
 Lines and columns are 1-based characters (a tab is one character); the column may be one past the end
 of the line.
 """
@@ -9,15 +10,16 @@ of the line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from potion import completion
 from potion.backends import Backend, open_backend
+from potion.completion import DEFAULT_SETTINGS, CompletionStream
 from potion.errors import InvalidSource
-from potion.prompts import CompletionPrompt, completion_prompt
 from potion.sources import read_text_source
 
 # Prompt room left for the answer's tokens and the template's own, on top of --max-tokens.
@@ -33,8 +35,8 @@ class CompleteArgs:
     col: int
     model: str | None = None
     url: str | None = None
-    max_tokens: int = 128
-    context_tokens: int = 2048
+    max_tokens: int = DEFAULT_SETTINGS.max_tokens
+    context_tokens: int = DEFAULT_SETTINGS.prompt_tokens
     n_ctx: int = 4096
 
     def __post_init__(self) -> None:
@@ -60,9 +62,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--col", type=int, required=True, help="1-based column (characters) of the cursor")
     p.add_argument("--model", default=None, help="registry name, hf: spec or .gguf path (default model)")
     p.add_argument("--url", default=None, help="OpenAI-compatible server instead of in-process llama.cpp")
-    p.add_argument("--max-tokens", type=int, default=128, help="most tokens to generate (default 128)")
     p.add_argument(
-        "--context-tokens", type=int, default=2048, help="prompt budget for the file around the cursor"
+        "--max-tokens",
+        type=int,
+        default=DEFAULT_SETTINGS.max_tokens,
+        help=f"most tokens to generate (default {DEFAULT_SETTINGS.max_tokens}, as the editor)",
+    )
+    p.add_argument(
+        "--context-tokens",
+        type=int,
+        default=DEFAULT_SETTINGS.prompt_tokens,
+        help=f"prompt budget for the file around the cursor (default {DEFAULT_SETTINGS.prompt_tokens})",
     )
     p.add_argument("--n-ctx", type=int, default=4096, help="context window of the in-process model")
     p.set_defaults(func=complete_command)
@@ -94,29 +104,30 @@ def complete(args: CompleteArgs, *, backend: Backend | None = None, out: TextIO 
         budget = min(args.context_tokens, info.n_ctx - args.max_tokens - _MARGIN_TOKENS)
         if budget < 16:
             raise ValueError(f"--max-tokens {args.max_tokens} leaves no room in a {info.n_ctx}-token context")
-        prompt = completion_prompt(
+        settings = dataclasses.replace(DEFAULT_SETTINGS, max_tokens=args.max_tokens, prompt_tokens=budget)
+        # The editor names a file by its absolute path: the same prompt for the same cursor.
+        prompt = completion.build_prompt(
             prefix,
             suffix,
             info=info,
             tokenize=backend.tokenize,
-            budget_tokens=budget,
-            path=str(args.file),
+            settings=settings,
+            path=str(args.file.resolve()),
         )
         if prompt.warning:
             print(f"potion: warning: {prompt.warning}", file=sys.stderr)
         wrote = ""
-        # closing() ends the model's generation as soon as trimming decides the answer is complete.
-        pieces = backend.complete(prompt.text, max_tokens=args.max_tokens, stop=prompt.stop)
-        try:
-            for piece in trim_completion(pieces, indent=prompt.indent, suffix=suffix, prompt=prompt):
-                out.write(piece)
-                out.flush()
-                wrote += piece
-        finally:
-            # Ends the model's generation as soon as trimming decides the answer is complete.
-            close = getattr(pieces, "close", None)
-            if close is not None:
-                close()
+
+        def show(text: str) -> None:
+            nonlocal wrote
+            out.write(text)
+            out.flush()
+            wrote += text
+
+        stream = CompletionStream(
+            completion.cursor_context(prefix, suffix), indent=prompt.indent, settings=settings
+        )
+        completion.generate(backend, prompt, stream, max_tokens=args.max_tokens, on_text=show)
         if out.isatty() and not wrote.endswith("\n"):
             out.write("\n")
     finally:
@@ -140,48 +151,3 @@ def split_at(text: str, line: int, col: int, *, path: Path | str = "<text>") -> 
         )
     offset = sum(len(s) + 1 for s in lines[: line - 1]) + col - 1
     return text[:offset], text[offset:]
-
-
-def trim_completion(
-    pieces: Iterable[str], *, indent: str, suffix: str, prompt: CompletionPrompt
-) -> Iterator[str]:
-    """The model's pieces as they belong after the cursor.
-
-    Drops the indentation the cursor already has (`CompletionPrompt.indent`, left out of the prompt), as
-    it streams (`potion.prompts.dedent_answer` is the whole-answer form), and stops where the model starts to
-    repeat the code after the cursor: FIM models often write the middle and then carry on with the
-    suffix (`end`, the next function) instead of stopping. Lines are held back only while they could
-    still turn out to be that repeat, so output stays streamed.
-    """
-    target = next((s.strip() for s in suffix.split("\n")[1:] if s.strip()), None) if prompt.fim else None
-    pending_indent = indent
-    line = ""  # the current line's text not yet released
-    released = False  # part of the current line already went out: it cannot be the repeat
-    line_no = 0
-
-    def may_repeat() -> bool:
-        return target is not None and line_no > 0 and not released
-
-    for piece in pieces:
-        if pending_indent:
-            taken = 0
-            while taken < min(len(piece), len(pending_indent)) and piece[taken] in " \t":
-                taken += 1
-            if taken < len(piece) or taken == len(pending_indent):
-                piece, pending_indent = piece[taken:], ""
-            else:
-                piece, pending_indent = "", pending_indent[taken:]
-        while piece:
-            newline = piece.find("\n")
-            chunk, piece = (piece, "") if newline < 0 else (piece[: newline + 1], piece[newline + 1 :])
-            line += chunk
-            if line.endswith("\n"):
-                if may_repeat() and line.strip() == target:
-                    return
-                yield line
-                line, released, line_no = "", False, line_no + 1
-            elif not may_repeat() or not target.startswith(line.strip()):
-                yield line
-                line, released = "", True
-    if line and not (may_repeat() and line.strip() == target):
-        yield line

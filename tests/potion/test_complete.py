@@ -12,9 +12,8 @@ import pytest
 from fakes_openai import FakeOpenAIServer
 
 from potion.backends import FakeBackend, ModelInfo
-from potion.commands.complete import CompleteArgs, complete, split_at, trim_completion
+from potion.commands.complete import CompleteArgs, complete, split_at
 from potion.errors import InvalidSource
-from potion.prompts import CompletionPrompt
 from potion.sources import read_text_source
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,30 +116,6 @@ def test_unknown_family_completes_without_fim_and_says_so(capsys: pytest.Capture
     assert out.getvalue() == "1"
     assert "no fill-in-the-middle" in capsys.readouterr().err
     assert "<|fim_prefix|>" not in backend.prompts[0] and backend.prompts[0].endswith("  def increment do\n")
-
-
-def fim_prompt() -> CompletionPrompt:
-    return CompletionPrompt(text="", stop=[], fim=True, prefix_kept="", suffix_kept="")
-
-
-def test_trim_stops_where_the_model_repeats_the_suffix() -> None:
-    pieces = ["    Gen", "Server.call(x)\n", "  e", "nd\n\n  @impl true\n"]
-    got = list(
-        trim_completion(pieces, indent="    ", suffix="\n  end\n\n  @impl true\n", prompt=fim_prompt())
-    )
-    assert "".join(got) == "GenServer.call(x)\n"
-    assert got[0] == "Gen"  # the first line streams as it comes
-
-
-def test_trim_keeps_lines_that_only_look_like_the_suffix_at_first() -> None:
-    pieces = ["x = 1\n", "  en", "ding = 2\n", "  end\n"]
-    got = "".join(trim_completion(pieces, indent="", suffix="\n  end\n", prompt=fim_prompt()))
-    assert got == "x = 1\n  ending = 2\n"
-
-
-def test_trim_without_fim_passes_everything_through() -> None:
-    plain = CompletionPrompt(text="", stop=[], fim=False, prefix_kept="", suffix_kept="")
-    assert "".join(trim_completion(["a\n", "end\n"], indent="", suffix="\nend\n", prompt=plain)) == "a\nend\n"
 
 
 def test_through_a_fake_http_server_without_fim(tmp_path: Path) -> None:
