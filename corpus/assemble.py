@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from corpus import dedup
 from corpus.config import CorpusConfig
-from corpus.decontam import Benchmark
+from corpus.decontam import Benchmark, contaminated
 from corpus.state import State
 
 MANIFEST_VERSION = 1
@@ -86,7 +86,7 @@ def assemble(
     decontam = {b.name: {"path": b.path, "rows": b.rows, "stage1_files": 0, "stage2_samples": 0} for b in benches}
     clean_files = []
     for f in distinct:
-        hit = [b.name for b in benches if b.hits(f["text"], cfg.decontaminate.ngram)]
+        hit = contaminated(benches, f["text"], cfg.decontaminate.ngram)
         for name in hit:
             decontam[name]["stage1_files"] += 1
         if not hit:
@@ -114,7 +114,7 @@ def assemble(
                 continue
             seen_samples.add(key)
             body = "\n".join(m["content"] for m in s["messages"][1:])
-            hit = [b.name for b in benches if b.hits(body, cfg.decontaminate.ngram)]
+            hit = contaminated(benches, body, cfg.decontaminate.ngram)
             for name in hit:
                 decontam[name]["stage2_samples"] += 1
             if hit:

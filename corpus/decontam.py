@@ -44,11 +44,17 @@ class Benchmark:
     ngrams: set[tuple[str, ...]] = field(default_factory=set)
     rows: int = 0
 
-    def hits(self, text: str, n: int) -> bool:
-        flat = _WS.sub(" ", text)
-        if any(s in flat for s in self.substrings):
-            return True
-        return not self.ngrams.isdisjoint(_ngrams(text, n))
+    def hits(self, flat: str, grams: set[tuple[str, ...]]) -> bool:
+        return any(s in flat for s in self.substrings) or not self.ngrams.isdisjoint(grams)
+
+
+def contaminated(benches: list[Benchmark], text: str, n: int) -> list[str]:
+    """Names of the benchmarks `text` overlaps (its n-grams computed once for all of them)."""
+    if not benches:
+        return []
+    flat = _WS.sub(" ", text)
+    grams = _ngrams(text, n)
+    return [b.name for b in benches if b.hits(flat, grams)]
 
 
 def load_benchmark(path: Path, *, n: int = 13, min_substring: int = 40) -> Benchmark:

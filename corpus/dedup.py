@@ -8,14 +8,12 @@ path) is the one kept, in every run.
 from __future__ import annotations
 
 import hashlib
-import re
+import zlib
 from collections.abc import Iterable
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
-_TOKEN = re.compile(r"\w+|[^\w\s]+")
-_WS = re.compile(r"\s+")
 _PERMUTATIONS: dict[tuple[int, int], tuple] = {}
 SCHEME = "affine32"  # datasketch 2's default: uint32 values, collision-free permutations
 DTYPE = np.uint32
@@ -23,14 +21,25 @@ DTYPE = np.uint32
 
 def exact_key(text: str) -> str:
     """Equal for files that differ only in whitespace."""
-    return hashlib.sha256(_WS.sub(" ", text).strip().encode()).hexdigest()
+    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()
 
 
-def shingles(text: str, n: int) -> set[bytes]:
-    tokens = _TOKEN.findall(text)
-    if len(tokens) < n:
-        return {" ".join(tokens).encode()}
-    return {" ".join(tokens[i : i + n]).encode() for i in range(len(tokens) - n + 1)}
+def shingles(text: str, n: int) -> np.ndarray:
+    """32-bit hashes of the distinct word n-grams of `text` (vectorised: a 150 KB file has ~20k)."""
+    tokens = text.split()  # whitespace words, as datatrove's MinHash shingles (a regex pass costs 10x)
+    vocab = {t: zlib.crc32(t.encode()) for t in set(tokens)}
+    ids = np.fromiter(map(vocab.__getitem__, tokens), np.uint64, len(tokens))
+    if len(ids) < n:
+        ids = np.concatenate([ids, np.zeros(n - len(ids), np.uint64)])
+    # polynomial hash of each window, mod 2^32 (uint64 arithmetic wraps harmlessly before the mask)
+    acc = np.zeros(len(ids) - n + 1, np.uint64)
+    for k in range(n):
+        acc = (acc * np.uint64(1_000_003) + ids[k : len(ids) - n + 1 + k]) & np.uint64(0xFFFFFFFF)
+    return np.unique(acc)
+
+
+def _identity(x: int) -> int:
+    return x
 
 
 def signature(text: str, *, num_perm: int = 256, shingle: int = 5, seed: int = 1) -> bytes:
@@ -38,8 +47,8 @@ def signature(text: str, *, num_perm: int = 256, shingle: int = 5, seed: int = 1
     key = (num_perm, seed)
     if key not in _PERMUTATIONS:  # generating 256 permutations costs more than hashing a file
         _PERMUTATIONS[key] = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations
-    m = MinHash(num_perm=num_perm, seed=seed, permutations=_PERMUTATIONS[key], scheme=SCHEME)
-    m.update_batch(list(shingles(text, shingle)))
+    m = MinHash(num_perm=num_perm, seed=seed, permutations=_PERMUTATIONS[key], scheme=SCHEME, hashfunc=_identity)
+    m.update_batch(shingles(text, shingle).tolist())
     return m.hashvalues.astype(DTYPE).tobytes()
 
 

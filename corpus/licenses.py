@@ -68,6 +68,8 @@ _NOISE = re.compile(r"licen[cs]es?|version|\bthe\b|\bv(?=\d)|[\s\-_.,()]|only$")
 _TEXTS = (
     ("Apache-2.0", (r"apache license", r"version 2\.0")),
     ("MPL-2.0", (r"mozilla public license", r"2\.0")),
+    ("MPL-2.0", (r"licensed under the mpl 2\.0",)),
+    ("MPL-1.1", (r"mozilla public license", r"1\.1")),
     ("GPL-3.0-only", (r"gnu general public license", r"version 3")),
     ("GPL-2.0-only", (r"gnu general public license", r"version 2")),
     ("LGPL-2.1-only", (r"gnu lesser general public license", r"2\.1")),
@@ -78,8 +80,7 @@ _TEXTS = (
     ("Unlicense", (r"this is free and unencumbered software released into the public domain",)),
     ("CC0-1.0", (r"cc0 1\.0 universal",)),
 )
-LICENSE_FILES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "LICENCE.md", "COPYING", "COPYING.md",
-                 "LICENSE-APACHE", "LICENSE-MIT", "MIT-LICENSE", "UNLICENSE")
+LICENSE_GLOBS = ("LICEN[CS]E*", "COPYING*", "MIT-LICENSE*", "UNLICENSE*")
 _MIX_LICENSES = re.compile(r"licen[cs]es:\s*\[([^\]]*)\]")
 _QUOTED = re.compile(r'"([^"]+)"')
 
@@ -137,14 +138,13 @@ def from_mix_exs(text: str) -> str:
 
 
 def detect_project(root: Path) -> str:
-    """A project folder's licence: mix.exs metadata, then a LICENSE file's text."""
+    """A project folder's licence: mix.exs metadata, then the text of its LICENSE*/COPYING* files."""
     mix = root / "mix.exs"
     if mix.is_file():
         found = from_mix_exs(mix.read_text(encoding="utf-8", errors="replace"))
         if found != UNKNOWN:
             return found
-    for name in LICENSE_FILES:
-        path = root / name
+    for path in sorted({p for g in LICENSE_GLOBS for p in root.glob(g)}):
         if path.is_file():
             found = from_text(path.read_text(encoding="utf-8", errors="replace"))
             if found != UNKNOWN:
@@ -176,10 +176,13 @@ class Dep5:
                 rules.append((fields["files"].split(), _dep5_license(fields["license"])))
         return cls(rules)
 
-    def license_of(self, relpath: str) -> str:
+    def license_of(self, relpath: str, *, catch_all: bool = True) -> str:
+        """The licence of the last paragraph whose `Files:` matches (with `catch_all=False`, a bare
+        `Files: *` does not count: a project's own licence is more specific than the package default)."""
         found = UNKNOWN
         for patterns, lic in self.rules:
-            if any(fnmatch.fnmatchcase(relpath, p) for p in patterns):
+            usable = [p for p in patterns if catch_all or p != "*"]
+            if any(fnmatch.fnmatchcase(relpath, p) for p in usable):
                 found = lic
         return found
 

@@ -4,7 +4,6 @@ drafts, MinHash signature. A pure function of the file and the config, run in wo
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from pathlib import Path
 
 from corpus import dedup, filters, samples, scrub
@@ -57,10 +56,7 @@ def process_file(item: dict, cfg: CorpusConfig) -> dict:
             max_code_chars=cfg.samples.max_code_chars,
             seed=cfg.samples.seed,
         )
-        chosen = samples.select(drafts.samples, cfg.samples.max_per_file, f"{cfg.samples.seed}:{sha}")
-        dropped = Counter(drafts.dropped)
-        if len(drafts.samples) > len(chosen):
-            dropped["over_file_cap"] += len(drafts.samples) - len(chosen)
-        result["samples"] = chosen
-        result["dropped"] = dict(dropped)
+        chosen = samples.select(drafts, cfg.samples.max_per_file, f"{cfg.samples.seed}:{sha}")
+        result["samples"] = chosen.samples
+        result["dropped"] = dict(chosen.dropped)
     return result

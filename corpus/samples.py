@@ -17,10 +17,13 @@ from dataclasses import dataclass
 
 from potion.elixir import FunctionDef, ModuleDef, SourceAnalysis, is_balanced
 
-SYSTEM = (
-    "You are Potion, a coding assistant for Elixir developers. Answer with idiomatic, compiling Elixir "
-    "that follows the project's conventions; put code in ```elixir blocks."
-)
+try:  # the system prompt the chat and code actions send, once potion.task_prompts exists
+    from potion.task_prompts import SYSTEM_PROMPT as SYSTEM  # type: ignore[import-not-found]
+except ImportError:
+    SYSTEM = (
+        "You are Potion, a concise assistant for Elixir and OTP developers. Prefer idiomatic Elixir: "
+        "pattern matching, pipelines, supervision trees, tagged tuples. Put code in ```elixir fenced blocks."
+    )
 OTP = ("GenServer", "Supervisor", "DynamicSupervisor", "Agent", "Task", "Registry", "Application",
        "GenStage", "GenEvent", "Phoenix.Channel", "Phoenix.LiveView", "Mix.Task")
 
@@ -108,7 +111,8 @@ def _conversation(user: str, assistant: str) -> list[dict]:
 def draft_samples(
     analysis: SourceAnalysis, data: bytes, *, sha: str, tasks: list[str], max_code_chars: int, seed: int = 0
 ) -> Drafts:
-    """Every sample the file's modules and functions support (callers cap and sample them)."""
+    """Every candidate sample the file's modules and functions support, each with the `code` it targets
+    (not yet parse-checked: `select` checks the ones it keeps)."""
     out: list[dict] = []
     dropped: Counter[str] = Counter()
     wanted = set(tasks)
@@ -117,10 +121,7 @@ def draft_samples(
         if len(code) > max_code_chars:
             dropped["too_long"] += 1
             return
-        if not is_balanced(code):
-            dropped["unparsable"] += 1
-            return
-        out.append({"messages": _conversation(user, assistant), "task": task})
+        out.append({"messages": _conversation(user, assistant), "task": task, "code": code})
 
     for mod in analysis.modules:
         if mod.kind != "defmodule":
@@ -141,7 +142,7 @@ def draft_samples(
                     add("doc_to_impl", user, _fenced(code), code)
                 if "impl_to_doc" in wanted:
                     user = _pick(_IMPL_TO_DOC, key + "i").format(fn=label, mod=mod.name, code=code)
-                    add("impl_to_doc", user, f'@doc """\n{doc}\n"""', code)
+                    add("impl_to_doc", user, _fenced(f'@doc """\n{doc}\n"""'), code)
                 examples = doctest_examples(doc) if "doctest_to_fn" in wanted else None
                 if examples:
                     user = _pick(_DOCTEST, key + "t").format(fn=label, mod=mod.name, examples=examples)
@@ -172,11 +173,20 @@ def _module_samples(mod: ModuleDef, data: bytes, sha: str, wanted: set[str], see
         add("explain", user, "\n".join(lines).strip(), code)
 
 
-def select(samples: list[dict], limit: int, key: str) -> list[dict]:
-    """At most `limit` samples, chosen stably (a rebuild keeps the same ones)."""
-    if len(samples) <= limit:
-        return samples
+def select(drafts: Drafts, limit: int, key: str) -> Drafts:
+    """At most `limit` samples whose code parses, chosen stably (a rebuild keeps the same ones); only
+    the candidates examined are parsed, so a file with hundreds of functions costs `limit` parses."""
     ranked = sorted(
-        samples, key=lambda s: hashlib.sha256((key + s["messages"][1]["content"]).encode()).hexdigest()
+        drafts.samples, key=lambda s: hashlib.sha256((key + s["messages"][1]["content"]).encode()).hexdigest()
     )
-    return ranked[:limit]
+    chosen: list[dict] = []
+    dropped = Counter(drafts.dropped)
+    for i, s in enumerate(ranked):
+        if len(chosen) >= limit:
+            dropped["over_file_cap"] += len(ranked) - i
+            break
+        if not is_balanced(s["code"]):
+            dropped["unparsable"] += 1
+            continue
+        chosen.append({"messages": s["messages"], "task": s["task"]})
+    return Drafts(chosen, dropped)

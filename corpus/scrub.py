@@ -27,13 +27,33 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("openai_key", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9]{32,}\b"), "<OPENAI_KEY>"),
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b"), "<JWT>"),
 )
+# Literal prefixes: a pattern runs only on text that contains one (`in` is a fast C scan, a regex pass
+# over 150 KB is not).
+_PREFIXES = {
+    "private_key": ("PRIVATE KEY-----",),
+    "aws_key": ("AKIA", "ASIA"),
+    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "slack_token": ("xox",),
+    "stripe_key": ("sk_live_", "sk_test_", "rk_live_", "rk_test_"),
+    "google_api_key": ("AIza",),
+    "openai_key": ("sk-",),
+    "jwt": ("eyJ",),
+}
+# Lines worth the (case-insensitive, slow) assignment pattern: found on an ASCII-lowered copy (same length,
+# so positions carry over) with a case-sensitive literal scan.
+_SECRET_WORD = re.compile(r"secret|passw|api_?key|token|private_?key|salt")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
 # `secret_key_base: "…"`, `password = "…"`, `api_key: "…"` with a long random-looking value.
 _ASSIGNED = re.compile(
     r"""(?ix)\b((?:secret(?:_key)?(?:_base)?|password|passwd|api_?key|access_?token|auth_?token|
     private_?key|client_secret|signing_salt|encryption_salt)["']?\s*(?::|=>|=)\s*["'])([^"'\s]{16,})(["'])"""
 )
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
-_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+_IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")  # boundaries checked in code: lookarounds are slow
+# Cheap hints first (a pattern that starts with a literal is found by a fast scan): most files have none.
+_EMAIL_HINT = re.compile(r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_IPV4_HINT = re.compile(r"\.\d{1,3}\.\d{1,3}\.")
 _SAFE_EMAIL_DOMAINS = ("example.com", "example.org", "example.net", "localhost", "test.com", "domain.com")
 
 
@@ -42,13 +62,29 @@ def _random_looking(value: str) -> bool:
     return classes >= 3 or (classes >= 2 and len(value) >= 32)
 
 
+def _on_secret_lines(text: str, fn) -> str:  # noqa: ANN001 - a re.sub callback
+    lower = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+    out: list[str] = []
+    pos = 0
+    for m in _SECRET_WORD.finditer(lower):
+        start = text.rfind("\n", 0, m.start()) + 1
+        if start < pos:
+            continue  # same line as the previous hit
+        end = text.find("\n", m.end())
+        end = len(text) if end < 0 else end
+        out += [text[pos:start], _ASSIGNED.sub(fn, text[start:end])]
+        pos = end
+    return "".join(out) + text[pos:] if out else text
+
+
 def scrub(text: str) -> tuple[str, Counter[str]]:
     """`text` with secrets and PII replaced, and how many of each kind were replaced."""
     counts: Counter[str] = Counter()
     for kind, pattern, placeholder in _PATTERNS:
-        text, n = pattern.subn(placeholder, text)
-        if n:
-            counts[kind] += n
+        if any(p in text for p in _PREFIXES[kind]):
+            text, n = pattern.subn(placeholder, text)
+            if n:
+                counts[kind] += n
 
     def assigned(m: re.Match[str]) -> str:
         if not _random_looking(m.group(2)) or m.group(2).startswith("<"):
@@ -56,7 +92,7 @@ def scrub(text: str) -> tuple[str, Counter[str]]:
         counts["secret_assignment"] += 1
         return f"{m.group(1)}<SECRET>{m.group(3)}"
 
-    text = _ASSIGNED.sub(assigned, text)
+    text = _on_secret_lines(text, assigned)
 
     def email(m: re.Match[str]) -> str:
         domain = m.group(0).rsplit("@", 1)[1].lower()
@@ -65,9 +101,14 @@ def scrub(text: str) -> tuple[str, Counter[str]]:
         counts["email"] += 1
         return "<EMAIL>"
 
-    text = _EMAIL.sub(email, text)
+    if _EMAIL_HINT.search(text):
+        text = _EMAIL.sub(email, text)
 
     def ip(m: re.Match[str]) -> str:
+        before = text[m.start() - 1] if m.start() else ""
+        after = text[m.end() : m.end() + 2]
+        if before.isdigit() or before == "." or after[:1].isdigit() or (after[:1] == "." and after[1:].isdigit()):
+            return m.group(0)  # part of a longer number or version: 1.2.3.4.5
         try:
             addr = ipaddress.IPv4Address(m.group(0))
         except ValueError:
@@ -77,5 +118,6 @@ def scrub(text: str) -> tuple[str, Counter[str]]:
         counts["ip_address"] += 1
         return "<IP_ADDRESS>"
 
-    text = _IPV4.sub(ip, text)
+    if _IPV4_HINT.search(text):
+        text = _IPV4.sub(ip, text)
     return text, counts

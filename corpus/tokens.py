@@ -167,6 +167,6 @@ def markdown(report: dict) -> str:
     for r in sorted(report["constructs"], key=lambda r: -r["tokens_per_char"]):
         ex = ", ".join(f"`{_cell(w['text'])}` ({w['tokens']})" for w in r["worst"])
         lines.append(
-            f"| {r['construct']} | {r['count']} | {r['tokens_per_char']:.3f} | {r['tokens_per_instance']:.2f} | {ex} |"
+            f"| {_cell(r['construct'])} | {r['count']} | {r['tokens_per_char']:.3f} | {r['tokens_per_instance']:.2f} | {ex} |"
         )
     return "\n".join(lines) + "\n"

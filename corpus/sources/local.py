@@ -84,8 +84,9 @@ def collect(
 ) -> list[FileItem]:
     """Every candidate file of `root` with its project and licence (see `corpus.licenses`)."""
     root = root.resolve()
-    root_license = licenses.normalize(license_override) if license_override else None
-    if root_license is None:
+    if license_override:
+        root_license = licenses.normalize(license_override)
+    else:
         root_license = licenses.detect_project(root)
         if root_license == licenses.UNKNOWN and default_license:
             root_license = licenses.normalize(default_license)
@@ -94,18 +95,21 @@ def collect(
     for rel in walk(root, extensions, list(include), list(exclude)):
         folder = project_root(root, rel)
         if folder not in project_licenses:
-            found = licenses.detect_project(root / folder) if folder else root_license
+            own = licenses.detect_project(root / folder) if folder else licenses.UNKNOWN
             if _is_dep(folder):
-                project_licenses[folder] = found  # a dependency keeps its own licence, never its host's
-            elif license_override:
+                project_licenses[folder] = own  # a dependency keeps its own licence, never its host's
+            elif license_override or own == licenses.UNKNOWN:
                 project_licenses[folder] = root_license
             else:
-                project_licenses[folder] = found if found != licenses.UNKNOWN else root_license
+                project_licenses[folder] = own
         lic = project_licenses[folder]
         if dep5 is not None:
-            declared = dep5.license_of(rel)
-            if declared != licenses.UNKNOWN:
-                lic = declared
+            # Debian's per-path paragraphs win; its `Files: *` default only fills in an unknown licence
+            specific = dep5.license_of(rel, catch_all=False)
+            if specific != licenses.UNKNOWN:
+                lic = specific
+            elif lic == licenses.UNKNOWN:
+                lic = dep5.license_of(rel)
         name = folder.rsplit("/", 1)[-1] if folder else ""
         project = f"{label}/{name}" if name else label
         items.append(FileItem(label, project, lic, rel, str(root / rel)))

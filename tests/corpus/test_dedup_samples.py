@@ -7,7 +7,7 @@ import random
 from corpus import dedup
 from corpus.config import CorpusConfig
 from corpus.process import process_file
-from corpus.samples import doctest_examples, draft_samples
+from corpus.samples import doctest_examples, draft_samples, select
 from corpus.schema import check_messages
 from potion.elixir import analyze
 
@@ -89,6 +89,7 @@ def test_samples_from_edge_cases():
     data = EDGE.encode()
     drafts = draft_samples(analyze(data), data, sha="x", tasks=["doc_to_impl", "impl_to_doc", "doctest_to_fn", "explain"],
                            max_code_chars=4000)
+    drafts = select(drafts, 100, "k")
     by_task: dict[str, list[dict]] = {}
     for s in drafts.samples:
         check_messages(s["messages"])
@@ -110,7 +111,7 @@ def test_unparsable_code_is_dropped_and_counted(tmp_path):
     # tree-sitter recovers `f` from the broken paren; its code does not parse, so it is no target
     broken = (b'defmodule B do\n  @doc "Adds one to a number, documented."\n  def f(x) do\n    x + (1\n  end\n\n'
               b'  @doc "Second function documented here."\n  def g(y), do: y\nend\n')
-    drafts = draft_samples(analyze(broken), broken, sha="y", tasks=["doc_to_impl"], max_code_chars=4000)
+    drafts = select(draft_samples(analyze(broken), broken, sha="y", tasks=["doc_to_impl"], max_code_chars=4000), 9, "")
     assert [s["messages"][2]["content"] for s in drafts.samples] == ["```elixir\ndef g(y), do: y\n```"]
     assert drafts.dropped == {"unparsable": 1}
     # in the pipeline a file with syntax errors gives no samples at all (recovered spans can swallow
