@@ -49,8 +49,17 @@ def main() -> int:
     files = files[:400] if args.quick else files
     repeat = 2 if args.quick else 3
     size = sum(f.stat().st_size for f in files)
-    items = [{"id": i, "abspath": str(f), "path": f.relative_to(args.src).as_posix(), "source": "bench",
-              "project": "bench", "license": "Apache-2.0"} for i, f in enumerate(files)]
+    items = [
+        {
+            "id": i,
+            "abspath": str(f),
+            "path": f.relative_to(args.src).as_posix(),
+            "source": "bench",
+            "project": "bench",
+            "license": "Apache-2.0",
+        }
+        for i, f in enumerate(files)
+    ]
     cfg = CorpusConfig()
 
     parse_s = best(lambda: [parse(f.read_bytes()) for f in files], repeat)
@@ -62,8 +71,10 @@ def main() -> int:
     one_s = best(lambda: run(1), repeat)
     two_s = best(lambda: run(2), repeat)
     kept = [(str(i), r["minhash"]) for i, r in results if r["status"] == "kept"]
-    dedup_s = best(lambda: dedup.near_duplicates(kept, num_perm=cfg.dedup.num_perm, threshold=cfg.dedup.threshold),
-                   repeat)
+    dedup_s = best(
+        lambda: dedup.near_duplicates(kept, num_perm=cfg.dedup.num_perm, threshold=cfg.dedup.threshold),
+        repeat,
+    )
     n, mb = len(files), size / 1e6
     report = {
         "files": n,

@@ -29,6 +29,9 @@ class Limits:
     members: int = 20_000
 
 
+DEFAULT_LIMITS = Limits()
+
+
 @dataclass
 class Extracted:
     files: list[str]
@@ -54,7 +57,9 @@ def inflate(data: bytes, limit: int) -> bytes:
                         f"decompresses past {_size(limit)} (a gzip bomb?)", hint="the archive is refused"
                     )
     except (OSError, EOFError, zlib.error) as exc:
-        raise UnsafeArchive(f"corrupt gzip stream: {exc}", hint="the archive is truncated or not gzip") from exc
+        raise UnsafeArchive(
+            f"corrupt gzip stream: {exc}", hint="the archive is truncated or not gzip"
+        ) from exc
     return out.getvalue()
 
 
@@ -71,7 +76,9 @@ def _member_path(name: str) -> PurePosixPath:
     return PurePosixPath(*[p for p in path.parts if p not in (".", "")])
 
 
-def members(data: bytes, limits: Limits = Limits(), *, skip_links: bool = False) -> tuple[dict[str, bytes], int]:
+def members(
+    data: bytes, limits: Limits = DEFAULT_LIMITS, *, skip_links: bool = False
+) -> tuple[dict[str, bytes], int]:
     """The regular files of a tar (or tar.gz) as {path: bytes}, checked against every rule above;
     and how many links were skipped (with `skip_links`)."""
     if len(data) > limits.compressed:
@@ -84,7 +91,9 @@ def members(data: bytes, limits: Limits = Limits(), *, skip_links: bool = False)
     seen: set[str] = set()
     total = links = 0
     try:
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:", encoding="utf-8", errors="surrogateescape") as tar:
+        with tarfile.open(
+            fileobj=io.BytesIO(raw), mode="r:", encoding="utf-8", errors="surrogateescape"
+        ) as tar:
             for count, info in enumerate(tar, start=1):
                 if count > limits.members:
                     raise UnsafeArchive(f"more than {limits.members} members", hint="the archive is refused")
@@ -97,13 +106,17 @@ def members(data: bytes, limits: Limits = Limits(), *, skip_links: bool = False)
                     if skip_links:
                         links += 1
                         continue
-                    raise UnsafeArchive(f"link member {key!r} -> {info.linkname!r}", hint="the archive is refused")
+                    raise UnsafeArchive(
+                        f"link member {key!r} -> {info.linkname!r}", hint="the archive is refused"
+                    )
                 if info.isdev() or info.isfifo():
                     raise UnsafeArchive(f"device or FIFO member {key!r}", hint="the archive is refused")
                 if info.isdir():
                     continue
                 if not info.isfile():
-                    raise UnsafeArchive(f"member {key!r} is not a regular file", hint="the archive is refused")
+                    raise UnsafeArchive(
+                        f"member {key!r} is not a regular file", hint="the archive is refused"
+                    )
                 if info.size > limits.member:
                     raise UnsafeArchive(
                         f"member {key!r} is {_size(info.size)}, over the {_size(limits.member)} cap",
@@ -120,11 +133,15 @@ def members(data: bytes, limits: Limits = Limits(), *, skip_links: bool = False)
                     raise UnsafeArchive(f"member {key!r} is truncated", hint="the archive is refused")
                 out[key] = body
     except tarfile.TarError as exc:
-        raise UnsafeArchive(f"not a valid tar archive: {exc}", hint="the archive is truncated or corrupt") from exc
+        raise UnsafeArchive(
+            f"not a valid tar archive: {exc}", hint="the archive is truncated or corrupt"
+        ) from exc
     return out, links
 
 
-def extract(data: bytes, dest: Path, limits: Limits = Limits(), *, skip_links: bool = False) -> Extracted:
+def extract(
+    data: bytes, dest: Path, limits: Limits = DEFAULT_LIMITS, *, skip_links: bool = False
+) -> Extracted:
     """Check everything first (`members`), then write the files under `dest`: all or nothing."""
     files, links = members(data, limits, skip_links=skip_links)
     write_members(files, dest)

@@ -14,6 +14,7 @@ from corpus import dedup
 from corpus.config import CorpusConfig
 from corpus.decontam import Benchmark, contaminated
 from corpus.state import State
+from corpus.tokenizers import Tokenizer
 
 MANIFEST_VERSION = 1
 _WORDS = re.compile(r"\w+|[^\w\s]")
@@ -50,17 +51,20 @@ def _with_neighbours(files: list[dict], n: int) -> list[str]:
     return texts
 
 
-def count_tokens(texts: list[str], tokenizer: str | None) -> tuple[str, int]:
-    if tokenizer:
-        from corpus.tokenizers import load_tokenizer
-
-        tok = load_tokenizer(tokenizer)
-        return tok.name, sum(len(tok.encode(t)) for t in texts)
-    return "regex-words", sum(len(_WORDS.findall(t)) for t in texts)
+def count_tokens(texts: list[str], tokenizer: Tokenizer | None) -> int:
+    """Tokens with the configured tokenizer, or regex words when there is none."""
+    if tokenizer is not None:
+        return sum(len(tokenizer.encode(t)) for t in texts)
+    return sum(len(_WORDS.findall(t)) for t in texts)
 
 
 def assemble(
-    cfg: CorpusConfig, state: State, benches: list[Benchmark], *, log: Callable[[str], None] = print
+    cfg: CorpusConfig,
+    state: State,
+    benches: list[Benchmark],
+    *,
+    tokenizer: Tokenizer | None = None,
+    log: Callable[[str], None] = print,
 ) -> tuple[dict, dict]:
     """(rows per stage and split, manifest without `files`) from the work state."""
     statuses = state.status_counts()
@@ -83,7 +87,9 @@ def assemble(
     distinct = [f for f in unique if f"{f['source']}\0{f['path']}" not in near]
     log(f"dedup: {exact_dupes} exact and {len(near)} near duplicates of {kept_total} files")
 
-    decontam = {b.name: {"path": b.path, "rows": b.rows, "stage1_files": 0, "stage2_samples": 0} for b in benches}
+    decontam = {
+        b.name: {"path": b.path, "rows": b.rows, "stage1_files": 0, "stage2_samples": 0} for b in benches
+    }
     clean_files = []
     for f in distinct:
         hit = contaminated(benches, f["text"], cfg.decontaminate.ngram)
@@ -123,12 +129,11 @@ def assemble(
             tasks[s["task"]] += 1
             stage2[split].append({"messages": s["messages"], "task": s["task"], **_provenance(f)})
 
-    tokenizer, _ = count_tokens([], cfg.tokenizer) if cfg.tokenizer else ("regex-words", 0)
     tokens = {
-        "tokenizer": tokenizer,
-        "stage1": {s: count_tokens([r["text"] for r in rows], cfg.tokenizer)[1] for s, rows in stage1.items()},
+        "tokenizer": tokenizer.name if tokenizer is not None else "regex-words",
+        "stage1": {s: count_tokens([r["text"] for r in rows], tokenizer) for s, rows in stage1.items()},
         "stage2": {
-            s: count_tokens([m["content"] for r in rows for m in r["messages"]], cfg.tokenizer)[1]
+            s: count_tokens([m["content"] for r in rows for m in r["messages"]], tokenizer)
             for s, rows in stage2.items()
         },
     }
@@ -159,7 +164,7 @@ def assemble(
             "near_ratio": round(len(near) / max(1, len(unique)), 4),
         },
         "licenses": dict(sorted(licenses.items())),
-        "licenses_excluded": state.license_counts(),
+        "licenses_excluded": state.excluded_licenses(),
         "secrets": dict(sorted(secrets.items())),
         "decontamination": decontam,
         "stage2": {"tasks": dict(sorted(tasks.items())), "dropped": dict(sorted(dropped.items()))},

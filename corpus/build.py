@@ -27,6 +27,7 @@ from corpus.process import process_file
 from corpus.sources.fetch import fetch
 from corpus.sources.local import collect
 from corpus.state import State
+from corpus.tokenizers import load_tokenizer
 
 BATCH = 64
 _worker_cfg: CorpusConfig | None = None
@@ -53,7 +54,9 @@ def benchmarks(cfg: CorpusConfig, extra: list[Path] = ()) -> list[Benchmark]:  #
         if p.resolve() in seen:
             continue
         seen.add(p.resolve())
-        out.append(load_benchmark(p, n=cfg.decontaminate.ngram, min_substring=cfg.decontaminate.min_substring))
+        out.append(
+            load_benchmark(p, n=cfg.decontaminate.ngram, min_substring=cfg.decontaminate.min_substring)
+        )
     return out
 
 
@@ -100,10 +103,19 @@ def collect_sources(cfg: CorpusConfig, state: State, log: Callable[[str], None])
                 dep5=unit.dep5,
             )
             allow, unknown_ok = cfg.licenses.allow, cfg.licenses.unknown == "include"
-            gated = [(f, None if licenses.allowed(f.license, allow, unknown_ok=unknown_ok) else "license_excluded")
-                     for f in items]
-            info = {"label": unit.label, "kind": src.kind, "root": str(unit.root), "version": unit.version,
-                    "license": unit.license, "files": len(items), **unit.info}
+            gated = [
+                (f, None if licenses.allowed(f.license, allow, unknown_ok=unknown_ok) else "license_excluded")
+                for f in items
+            ]
+            info = {
+                "label": unit.label,
+                "kind": src.kind,
+                "root": str(unit.root),
+                "version": unit.version,
+                "license": unit.license,
+                "files": len(items),
+                **unit.info,
+            }
             state.add_source(unit.label, info, gated)
             log(f"{unit.label}: {len(items)} files" + (f" ({unit.version})" if unit.version else ""))
         info = {"label": f"config:{src.label}", "config": True, "skipped": skipped}
@@ -142,13 +154,14 @@ def build(
     out = out.resolve()
     output.check_target(out, force=force)
     benches = benchmarks(cfg, list(extra_benchmarks))  # bad benchmark files fail before any work
+    tokenizer = load_tokenizer(cfg.tokenizer) if cfg.tokenizer else None  # so does a bad tokenizer
     state = State(work_dir(out) / "state.sqlite", cfg.fingerprint())
     try:
         if state.resumed:
             log(f"resuming from {state.path}")
         collect_sources(cfg, state, log)
         process_pending(state, cfg, workers or cfg.workers, progress)
-        rows, manifest = assemble(cfg, state, benches, log=log)
+        rows, manifest = assemble(cfg, state, benches, tokenizer=tokenizer, log=log)
         manifest["config"] = asdict(cfg)
         manifest["wall_s"] = round(time.perf_counter() - started, 2)
         output.write(out, rows, manifest, force=force, progress=progress)
@@ -157,4 +170,3 @@ def build(
     if not keep_work:
         shutil.rmtree(work_dir(out), ignore_errors=True)
     return manifest
-

@@ -184,7 +184,9 @@ def _build(cls: type, data: Any, where: str) -> Any:
 def parse_config(data: dict, *, base: Path | None = None) -> CorpusConfig:
     """A CorpusConfig from parsed YAML; `base` resolves relative `dir` paths and file lists."""
     if not isinstance(data, dict):
-        raise ConfigError("the corpus config must be a mapping", hint="see configs/corpus/elixir-default.yaml")
+        raise ConfigError(
+            "the corpus config must be a mapping", hint="see configs/corpus/elixir-default.yaml"
+        )
     data = dict(data)
     sources = []
     for i, src in enumerate(data.pop("sources", None) or []):
@@ -201,10 +203,14 @@ def parse_config(data: dict, *, base: Path | None = None) -> CorpusConfig:
         raise ConfigError("the config has no sources", hint="add at least one entry under sources:")
     if base is not None:
         files = cfg.decontaminate.files
-        cfg.decontaminate.files = [str((base / f).resolve()) if not Path(f).is_absolute() else f for f in files]
+        cfg.decontaminate.files = [
+            str((base / f).resolve()) if not Path(f).is_absolute() else f for f in files
+        ]
     unknown_tasks = sorted(set(cfg.samples.tasks) - set(TASKS))
     if unknown_tasks:
-        raise ConfigError(f"samples.tasks: unknown {', '.join(unknown_tasks)}", hint=f"use {', '.join(TASKS)}")
+        raise ConfigError(
+            f"samples.tasks: unknown {', '.join(unknown_tasks)}", hint=f"use {', '.join(TASKS)}"
+        )
     return cfg
 
 

@@ -60,7 +60,9 @@ def contaminated(benches: list[Benchmark], text: str, n: int) -> list[str]:
 def load_benchmark(path: Path, *, n: int = 13, min_substring: int = 40) -> Benchmark:
     """A benchmark from a JSONL file (one JSON object per line)."""
     if not path.is_file():
-        raise ConfigError(f"benchmark {path} does not exist", hint="check --decontaminate / decontaminate.files")
+        raise ConfigError(
+            f"benchmark {path} does not exist", hint="check --decontaminate / decontaminate.files"
+        )
     bench = Benchmark(name=path.stem, path=str(path))
     seen: set[str] = set()
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):

@@ -47,7 +47,9 @@ def signature(text: str, *, num_perm: int = 256, shingle: int = 5, seed: int = 1
     key = (num_perm, seed)
     if key not in _PERMUTATIONS:  # generating 256 permutations costs more than hashing a file
         _PERMUTATIONS[key] = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations
-    m = MinHash(num_perm=num_perm, seed=seed, permutations=_PERMUTATIONS[key], scheme=SCHEME, hashfunc=_identity)
+    m = MinHash(
+        num_perm=num_perm, seed=seed, permutations=_PERMUTATIONS[key], scheme=SCHEME, hashfunc=_identity
+    )
     m.update_batch(shingles(text, shingle).tolist())
     return m.hashvalues.astype(DTYPE).tobytes()
 

@@ -32,9 +32,15 @@ _ESC = {"n": "\n", "t": "\t", "r": "\r", "s": " ", "\\": "\\", '"': '"', "'": "'
 
 
 def _unescape(s: str) -> str:
-    return re.sub(r"\\x\{([0-9a-fA-F]+)\}|\\x([0-9a-fA-F]{2})|\\(.)",
-                  lambda m: chr(int(m.group(1) or m.group(2), 16)) if (m.group(1) or m.group(2))
-                  else _ESC.get(m.group(3), m.group(3)), s)
+    return re.sub(
+        r"\\x\{([0-9a-fA-F]+)\}|\\x([0-9a-fA-F]{2})|\\(.)",
+        lambda m: (
+            chr(int(m.group(1) or m.group(2), 16))
+            if (m.group(1) or m.group(2))
+            else _ESC.get(m.group(3), m.group(3))
+        ),
+        s,
+    )
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -43,7 +49,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         m = _TOKEN.match(text, pos)
         if not m:
             raise HexTarballError(
-                f"metadata.config: unexpected {text[pos:pos + 20]!r} at offset {pos}",
+                f"metadata.config: unexpected {text[pos : pos + 20]!r} at offset {pos}",
                 hint="only Erlang data terms are allowed (nothing is evaluated)",
             )
         pos = m.end()
@@ -81,7 +87,9 @@ class _Parser:
             if sep == close:
                 return items
             if sep != ",":
-                raise HexTarballError(f"metadata.config: expected , or {close}, found {sep}", hint="malformed")
+                raise HexTarballError(
+                    f"metadata.config: expected , or {close}, found {sep}", hint="malformed"
+                )
 
     def term(self):  # noqa: ANN201 - any Erlang term
         kind, text = self.take()

@@ -41,7 +41,9 @@ def temp_dir(out: Path) -> Path:
 
 def check_target(out: Path, *, force: bool) -> None:
     if out.exists() and not force:
-        raise OutputExists(f"{out} already exists", hint="pass --force to rebuild it, or choose another --out")
+        raise OutputExists(
+            f"{out} already exists", hint="pass --force to rebuild it, or choose another --out"
+        )
 
 
 def write(

@@ -24,8 +24,20 @@ except ImportError:
         "You are Potion, a concise assistant for Elixir and OTP developers. Prefer idiomatic Elixir: "
         "pattern matching, pipelines, supervision trees, tagged tuples. Put code in ```elixir fenced blocks."
     )
-OTP = ("GenServer", "Supervisor", "DynamicSupervisor", "Agent", "Task", "Registry", "Application",
-       "GenStage", "GenEvent", "Phoenix.Channel", "Phoenix.LiveView", "Mix.Task")
+OTP = (
+    "GenServer",
+    "Supervisor",
+    "DynamicSupervisor",
+    "Agent",
+    "Task",
+    "Registry",
+    "Application",
+    "GenStage",
+    "GenEvent",
+    "Phoenix.Channel",
+    "Phoenix.LiveView",
+    "Mix.Task",
+)
 
 _DOC_TO_IMPL = (
     "Implement `{fn}` in module `{mod}`.\n\nIts documentation:\n\n{doc}{spec}",

@@ -19,8 +19,11 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = (
         "<PRIVATE_KEY>",
     ),
     ("aws_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "<AWS_KEY>"),
-    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})\b"),
-     "<GITHUB_TOKEN>"),
+    (
+        "github_token",
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})\b"),
+        "<GITHUB_TOKEN>",
+    ),
     ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b"), "<SLACK_TOKEN>"),
     ("stripe_key", re.compile(r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}\b"), "<STRIPE_KEY>"),
     ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"), "<GOOGLE_API_KEY>"),
@@ -49,7 +52,9 @@ _ASSIGNED = re.compile(
     r"""(?ix)\b((?:secret(?:_key)?(?:_base)?|password|passwd|api_?key|access_?token|auth_?token|
     private_?key|client_secret|signing_salt|encryption_salt)["']?\s*(?::|=>|=)\s*["'])([^"'\s]{16,})(["'])"""
 )
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
+)
 _IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")  # boundaries checked in code: lookarounds are slow
 # Cheap hints first (a pattern that starts with a literal is found by a fast scan): most files have none.
 _EMAIL_HINT = re.compile(r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
@@ -107,7 +112,8 @@ def scrub(text: str) -> tuple[str, Counter[str]]:
     def ip(m: re.Match[str]) -> str:
         before = text[m.start() - 1] if m.start() else ""
         after = text[m.end() : m.end() + 2]
-        if before.isdigit() or before == "." or after[:1].isdigit() or (after[:1] == "." and after[1:].isdigit()):
+        longer = after[:1].isdigit() or (after[:1] == "." and after[1:].isdigit())
+        if before.isdigit() or before == "." or longer:
             return m.group(0)  # part of a longer number or version: 1.2.3.4.5
         try:
             addr = ipaddress.IPv4Address(m.group(0))

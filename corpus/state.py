@@ -77,8 +77,12 @@ class State:
             self.db.executemany(
                 "UPDATE files SET status=?, result=?, minhash=? WHERE id=? AND status IS NULL",
                 (
-                    (r["status"], json.dumps({k: v for k, v in r.items() if k != "minhash"}),
-                     r.get("minhash"), file_id)
+                    (
+                        r["status"],
+                        json.dumps({k: v for k, v in r.items() if k != "minhash"}),
+                        r.get("minhash"),
+                        file_id,
+                    )
                     for file_id, r in results
                 ),
             )
@@ -87,9 +91,12 @@ class State:
         rows = self.db.execute("SELECT status, COUNT(*) FROM files GROUP BY status ORDER BY status")
         return {status or "pending": n for status, n in rows}
 
-    def license_counts(self, kept_only: bool = False) -> dict[str, int]:
-        where = "WHERE status != 'license_excluded'" if kept_only else "WHERE status = 'license_excluded'"
-        rows = self.db.execute(f"SELECT license, COUNT(*) FROM files {where} GROUP BY license ORDER BY license")
+    def excluded_licenses(self) -> dict[str, int]:
+        """Files left out by the licence gate, per licence."""
+        rows = self.db.execute(
+            "SELECT license, COUNT(*) FROM files WHERE status = 'license_excluded' "
+            "GROUP BY license ORDER BY license"
+        )
         return dict(rows.fetchall())
 
     def kept(self) -> Iterator[dict]:

@@ -76,7 +76,9 @@ def load_tokenizer(spec: str) -> Tokenizer:
         try:
             return TekkenTokenizer(f"tekken ({tpath.name})", tpath)
         except (ValueError, KeyError, OSError) as exc:
-            raise TokenizerError(f"{tpath} is not a Tekken tokenizer: {exc}", hint="give a tekken*.json") from exc
+            raise TokenizerError(
+                f"{tpath} is not a Tekken tokenizer: {exc}", hint="give a tekken*.json"
+            ) from exc
     if path.suffix == ".gguf" and path.is_file():
         return GgufTokenizer(path.name, path)
     from potion import registry

@@ -122,9 +122,7 @@ def measure(tok: Tokenizer, texts: Iterable[str]) -> dict:
         s = per.get(kind)
         if not s or not s.count:
             continue
-        worst = sorted(
-            s.examples, key=lambda x: (-s.example_tokens[x] / max(1, len(x)), -s.examples[x], x)
-        )
+        worst = sorted(s.examples, key=lambda x: (-s.example_tokens[x] / max(1, len(x)), -s.examples[x], x))
         common = [x for x in worst if s.examples[x] >= 2] or worst
         rows.append(
             {
@@ -134,7 +132,9 @@ def measure(tok: Tokenizer, texts: Iterable[str]) -> dict:
                 "tokens": s.tokens,
                 "tokens_per_char": round(s.tokens_per_char, 4),
                 "tokens_per_instance": round(s.tokens / s.count, 3),
-                "worst": [{"text": x, "tokens": s.example_tokens[x], "seen": s.examples[x]} for x in common[:3]],
+                "worst": [
+                    {"text": x, "tokens": s.example_tokens[x], "seen": s.examples[x]} for x in common[:3]
+                ],
             }
         )
     return {
@@ -166,7 +166,6 @@ def markdown(report: dict) -> str:
     ]
     for r in sorted(report["constructs"], key=lambda r: -r["tokens_per_char"]):
         ex = ", ".join(f"`{_cell(w['text'])}` ({w['tokens']})" for w in r["worst"])
-        lines.append(
-            f"| {_cell(r['construct'])} | {r['count']} | {r['tokens_per_char']:.3f} | {r['tokens_per_instance']:.2f} | {ex} |"
-        )
+        cost = f"{r['tokens_per_char']:.3f} | {r['tokens_per_instance']:.2f}"
+        lines.append(f"| {_cell(r['construct'])} | {r['count']} | {cost} | {ex} |")
     return "\n".join(lines) + "\n"

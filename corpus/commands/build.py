@@ -31,8 +31,8 @@ class BuildArgs:
 
 def run(args: BuildArgs) -> int:
     from corpus.build import build
-    from corpus.config import load_config
     from corpus.commands.stats import summary_lines
+    from corpus.config import load_config
 
     cfg = load_config(args.config)
     manifest = build(

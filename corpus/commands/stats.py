@@ -54,7 +54,10 @@ def tables(m: dict) -> list:
     tok = m.get("tokens", {})
     out = [
         table("counts per stage", stages, key="stage"),
-        table("sources", {s["label"]: f"{s['files']} files {s.get('version') or ''}".strip() for s in m["sources"]}),
+        table(
+            "sources",
+            {s["label"]: f"{s['files']} files {s.get('version') or ''}".strip() for s in m["sources"]},
+        ),
         table("licences (kept files)", m["licenses"], key="licence"),
         table("licences excluded", m.get("licenses_excluded", {}), key="licence"),
         table("secrets removed", m["secrets"] or {"none": 0}, key="kind"),
@@ -71,7 +74,10 @@ def tables(m: dict) -> list:
         out.append(
             table(
                 "decontamination",
-                {k: f"{v['stage1_files']} files, {v['stage2_samples']} samples" for k, v in m["decontamination"].items()},
+                {
+                    k: f"{v['stage1_files']} files, {v['stage2_samples']} samples"
+                    for k, v in m["decontamination"].items()
+                },
                 key="benchmark",
                 value="removed",
             )
@@ -90,7 +96,9 @@ def run(args: StatsArgs) -> int:
         print(json.dumps(manifest, indent=2))
         return 0
     console = Console()
-    console.print(f"[bold]{manifest['name']}[/bold] built {manifest['created']} in {manifest.get('wall_s', '?')}s")
+    console.print(
+        f"[bold]{manifest['name']}[/bold] built {manifest['created']} in {manifest.get('wall_s', '?')}s"
+    )
     for t in tables(manifest):
         console.print(t)
     if args.verify:

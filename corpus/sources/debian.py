@@ -68,7 +68,9 @@ def _run(cmd: list[str], cwd: Path) -> str:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise SourceError(f"`{' '.join(cmd)}` failed: {' / '.join(tail)}", hint="check apt's sources and network")
+        raise SourceError(
+            f"`{' '.join(cmd)}` failed: {' / '.join(tail)}", hint="check apt's sources and network"
+        )
     return proc.stdout
 
 

@@ -55,8 +55,10 @@ class Slice:
         """Two halves by date, else by stars; None when it cannot be cut further."""
         if self.end > self.start:
             mid = self.start + (self.end - self.start) / 2
-            return [Slice(self.start, mid, self.stars_min, self.stars_max),
-                    Slice(mid + timedelta(days=1), self.end, self.stars_min, self.stars_max)]
+            return [
+                Slice(self.start, mid, self.stars_min, self.stars_max),
+                Slice(mid + timedelta(days=1), self.end, self.stars_min, self.stars_max),
+            ]
         top = self.stars_max if self.stars_max is not None else max(self.stars_min * 4, self.stars_min + 100)
         if top <= self.stars_min:
             return None
@@ -66,11 +68,14 @@ class Slice:
 
 
 class GitHubClient:
-    def __init__(self, api: str = API, *, token: str | None = None, http: Http | None = None,
-                 low_water: int = 5) -> None:
+    def __init__(
+        self, api: str = API, *, token: str | None = None, http: Http | None = None, low_water: int = 5
+    ) -> None:
         token = token if token is not None else os.environ.get("GITHUB_TOKEN")
         if not token:
-            raise SourceError("GitHub search needs GITHUB_TOKEN", hint="export GITHUB_TOKEN=... (a read-only token)")
+            raise SourceError(
+                "GitHub search needs GITHUB_TOKEN", hint="export GITHUB_TOKEN=... (a read-only token)"
+            )
         self.api = api.rstrip("/")
         self.http = http or Http()
         self.http.client.headers["Authorization"] = f"bearer {token}"
@@ -89,7 +94,9 @@ class GitHubClient:
                 self.http.wait(self.http.backoff, url, "GraphQL rate limited")
                 continue
             if errors:
-                raise FetchError(f"{url}: {errors[0].get('message', errors[0])}", hint="check the search query")
+                raise FetchError(
+                    f"{url}: {errors[0].get('message', errors[0])}", hint="check the search query"
+                )
             rate = (data.get("data") or {}).get("rateLimit") or {}
             if rate and rate.get("remaining", CAP) < self.low_water and rate.get("resetAt"):
                 reset = datetime.fromisoformat(rate["resetAt"].replace("Z", "+00:00")).timestamp()
@@ -146,11 +153,21 @@ def fetch_repo(client: GitHubClient, repo: dict, cache: Path) -> Fetched:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".gh-"))
         try:
-            archive.write_members({(k.split("/", 1)[1] if strip else k): v for k, v in files.items()}, tmp / "src")
+            archive.write_members(
+                {(k.split("/", 1)[1] if strip else k): v for k, v in files.items()}, tmp / "src"
+            )
             spdx = (repo.get("licenseInfo") or {}).get("spdxId")
-            (tmp / ".potion-github.json").write_text(json.dumps(
-                {"name": name, "ref": ref, "license": spdx, "stars": repo.get("stargazerCount"),
-                 "skipped_links": links}))
+            (tmp / ".potion-github.json").write_text(
+                json.dumps(
+                    {
+                        "name": name,
+                        "ref": ref,
+                        "license": spdx,
+                        "stars": repo.get("stargazerCount"),
+                        "skipped_links": links,
+                    }
+                )
+            )
             if dest.exists():
                 shutil.rmtree(dest)
             os.replace(tmp, dest)
@@ -159,8 +176,13 @@ def fetch_repo(client: GitHubClient, repo: dict, cache: Path) -> Fetched:
     info = json.loads(marker.read_text())
     spdx = info.get("license")
     lic = licenses.normalize(spdx) if spdx and spdx != "NOASSERTION" else None
-    return Fetched(f"github:{name}", dest / "src", version=ref, license=lic,
-                   info={"stars": info.get("stars"), "skipped_links": info.get("skipped_links", 0)})
+    return Fetched(
+        f"github:{name}",
+        dest / "src",
+        version=ref,
+        license=lic,
+        info={"stars": info.get("stars"), "skipped_links": info.get("skipped_links", 0)},
+    )
 
 
 def fetch_source(src: SourceConfig, cache: Path) -> tuple[list[Fetched], list[dict]]:

@@ -88,8 +88,13 @@ def fetch_package(client: HexClient, name: str, cache: Path, pkg: dict | None = 
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{name}-"))
         try:
             archive.write_members(hexpkg.files, tmp / "src")
-            info = {"name": name, "version": version, "licenses": hexpkg.licenses,
-                    "requirements": hexpkg.requirements, "checksum": checksum.lower()}
+            info = {
+                "name": name,
+                "version": version,
+                "licenses": hexpkg.licenses,
+                "requirements": hexpkg.requirements,
+                "checksum": checksum.lower(),
+            }
             (tmp / ".potion-hex.json").write_text(json.dumps(info))
             if dest.exists():
                 shutil.rmtree(dest)
@@ -99,7 +104,9 @@ def fetch_package(client: HexClient, name: str, cache: Path, pkg: dict | None = 
     info = json.loads(meta_file.read_text())
     names = info["licenses"] or ((pkg.get("meta") or {}).get("licenses") or [])
     lic = " OR ".join(licenses.normalize(n) for n in names) if names else None
-    return Fetched(f"hex:{name}", dest / "src", version=version, license=lic, info={"checksum": info["checksum"]})
+    return Fetched(
+        f"hex:{name}", dest / "src", version=version, license=lic, info={"checksum": info["checksum"]}
+    )
 
 
 def fetch_source(src: SourceConfig, cache: Path) -> tuple[list[Fetched], list[dict]]:

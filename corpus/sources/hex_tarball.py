@@ -37,7 +37,9 @@ class HexPackage:
 def check_checksum(expected: str, actual_hex: str, what: str) -> None:
     text = expected.strip()
     if not _HEX64.match(text):
-        raise HexTarballError(f"{what} {text[:80]!r} is not 64 hex digits", hint="the registry entry is malformed")
+        raise HexTarballError(
+            f"{what} {text[:80]!r} is not 64 hex digits", hint="the registry entry is malformed"
+        )
     if text.lower() != actual_hex.lower():
         raise HexTarballError(
             f"{what} mismatch: expected {text.lower()}, got {actual_hex.lower()}",
@@ -65,8 +67,11 @@ def requirements(value) -> list[dict]:  # noqa: ANN001
     out = []
     items = value.items() if isinstance(value, dict) else value or []
     for item in items:
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and not isinstance(
-            item[1], str
+        if (
+            isinstance(item, tuple)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and not isinstance(item[1], str)
         ):
             name, props = item[0], _proplist(item[1])  # {<<"decimal">>, [{<<"app">>, ...}, ...]}
         else:
@@ -86,7 +91,9 @@ def requirements(value) -> list[dict]:  # noqa: ANN001
     return out
 
 
-def unpack(data: bytes, *, outer_checksum: str | None = None, limits: archive.Limits = archive.Limits()) -> HexPackage:
+def unpack(
+    data: bytes, *, outer_checksum: str | None = None, limits: archive.Limits = archive.DEFAULT_LIMITS
+) -> HexPackage:
     """Check and read a Hex tarball; HexTarballError or UnsafeArchive say what is wrong."""
     if outer_checksum is not None:
         check_checksum(outer_checksum, hashlib.sha256(data).hexdigest(), "outer checksum")
@@ -96,12 +103,18 @@ def unpack(data: bytes, *, outer_checksum: str | None = None, limits: archive.Li
     if missing or extra:
         raise HexTarballError(
             "tarball members are wrong: "
-            + "; ".join(filter(None, [missing and f"missing {', '.join(missing)}", extra and f"extra {', '.join(extra)}"])),
+            + "; ".join(
+                filter(
+                    None, [missing and f"missing {', '.join(missing)}", extra and f"extra {', '.join(extra)}"]
+                )
+            ),
             hint="not a Hex package tarball (hex_core format 3)",
         )
     version = outer["VERSION"].strip()
     if version != b"3":
-        raise HexTarballError(f"tarball VERSION is {version[:20]!r}, not 3", hint="unsupported Hex tarball format")
+        raise HexTarballError(
+            f"tarball VERSION is {version[:20]!r}, not 3", hint="unsupported Hex tarball format"
+        )
     inner = hashlib.sha256(outer["VERSION"] + outer["metadata.config"] + outer["contents.tar.gz"]).hexdigest()
     check_checksum(outer["CHECKSUM"].decode("ascii", "replace"), inner, "inner CHECKSUM")
     terms = consult(_text(outer["metadata.config"]))
@@ -114,7 +127,9 @@ def unpack(data: bytes, *, outer_checksum: str | None = None, limits: archive.Li
     try:
         files, _ = archive.members(outer["contents.tar.gz"], limits)
     except UnsafeArchive as exc:
-        raise HexTarballError(f"contents.tar.gz: {exc.message}", hint=exc.hint or "the package is refused") from exc
+        raise HexTarballError(
+            f"contents.tar.gz: {exc.message}", hint=exc.hint or "the package is refused"
+        ) from exc
     licenses = meta.get("licenses") or []
     return HexPackage(
         name=str(meta["name"]),

@@ -115,8 +115,10 @@ class Http:
                     paths[0].write_text(json.dumps({"etag": etag, "url": url}))
                 return content
             last = f"HTTP {status}"
-            limited = status == 429 or (status == 403 and (
-                "retry-after" in resp_headers or resp_headers.get("x-ratelimit-remaining") == "0"))
+            limited = status == 429 or (
+                status == 403
+                and ("retry-after" in resp_headers or resp_headers.get("x-ratelimit-remaining") == "0")
+            )
             if limited:
                 delay = retry_after(resp_headers.get("retry-after"), self.clock())
                 if delay is None and resp_headers.get("x-ratelimit-reset"):
@@ -127,10 +129,14 @@ class Http:
                 self.wait(self.backoff * 2**attempt, url, last)
                 continue
             raise FetchError(f"{url}: {last}", hint="check the source's name and URL")
-        raise FetchError(f"{url}: still failing after {self.retries + 1} attempts ({last})",
-                         hint="the server is unreachable or overloaded; rerun the build later to resume")
+        raise FetchError(
+            f"{url}: still failing after {self.retries + 1} attempts ({last})",
+            hint="the server is unreachable or overloaded; rerun the build later to resume",
+        )
 
-    def _send(self, method: str, url: str, headers: dict, body: bytes | None) -> tuple[int, httpx.Headers, bytes]:
+    def _send(
+        self, method: str, url: str, headers: dict, body: bytes | None
+    ) -> tuple[int, httpx.Headers, bytes]:
         if body is not None:
             headers = {**headers, "Content-Type": "application/json"}
         with self.client.stream(method, url, headers=headers, content=body) as resp:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from corpus import licenses
 
-SKIP_DIRS = frozenset({".git", ".hg", ".svn", "_build", "node_modules", ".elixir_ls", "cover", "doc", ".cache"})
+SKIP_DIRS = frozenset(
+    {".git", ".hg", ".svn", "_build", "node_modules", ".elixir_ls", "cover", "doc", ".cache"}
+)
 _APP_DIR = re.compile(r"(?:^|/)(?:lib|apps|deps)/([^/]+)/(?:lib|test|src|mix\.exs)(?:/|$)")
 _MARKERS = ("mix.exs", "rebar.config")
 
@@ -59,12 +61,8 @@ def project_root(root: Path, rel: str) -> str:
         folder = "/".join(parts[:i])
         if any((root / folder / m).is_file() for m in _MARKERS):
             return folder
-    match = None
-    for match in _APP_DIR.finditer(rel):
-        pass
-    if match is not None:
-        return rel[: match.end(1)]
-    return ""
+    matches = list(_APP_DIR.finditer(rel))  # the innermost application folder
+    return rel[: matches[-1].end(1)] if matches else ""
 
 
 def _is_dep(folder: str) -> bool:

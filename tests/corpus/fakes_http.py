@@ -1,7 +1,7 @@
 """A scripted HTTP server on 127.0.0.1 for the Hex.pm and GitHub clients: it misbehaves on demand.
 
     with FakeHttpServer() as server:
-        server.script("GET", "/api/packages?sort=recent_downloads&page=1", Reply(429, headers={"Retry-After": "0"}),
+        server.script("GET", "/api/packages?page=1", Reply(429, headers={"Retry-After": "0"}),
                       Reply(200, json=[...]))
 
 Each route answers its replies in order, the last one repeating. `Reply.mode`: "ok", "truncate" (declares

@@ -9,11 +9,13 @@ import tarfile
 
 
 def tar_bytes(members: list[tuple], *, gz: bool = False) -> bytes:
-    """members: (name, bytes) files, or (name, TarInfo-type, extra) for links/devices/dirs:
-    ("x", "sym", "target"), ("x", "hard", "target"), ("x", "chr", None), ("x", "fifo", None), ("x", "dir", None)."""
+    """members: (name, bytes) files, or (name, kind, link target) for links, devices and folders:
+    ("x", "sym", "target"), ("x", "hard", "target"), ("x", "chr", None), ("x", "fifo", None),
+    ("x", "dir", None)."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8",
-                      errors="surrogateescape") as tar:
+    with tarfile.open(
+        fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape"
+    ) as tar:
         for m in members:
             if len(m) == 2:
                 name, data = m
@@ -23,8 +25,13 @@ def tar_bytes(members: list[tuple], *, gz: bool = False) -> bytes:
                 continue
             name, kind, extra = m
             info = tarfile.TarInfo(name)
-            info.type = {"sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE, "chr": tarfile.CHRTYPE,
-                         "fifo": tarfile.FIFOTYPE, "dir": tarfile.DIRTYPE}[kind]
+            info.type = {
+                "sym": tarfile.SYMTYPE,
+                "hard": tarfile.LNKTYPE,
+                "chr": tarfile.CHRTYPE,
+                "fifo": tarfile.FIFOTYPE,
+                "dir": tarfile.DIRTYPE,
+            }[kind]
             if extra:
                 info.linkname = extra
             tar.addfile(info)
@@ -69,12 +76,18 @@ def hex_tarball(
     drop: tuple[str, ...] = (),
     extra: tuple[tuple[str, bytes], ...] = (),
 ) -> bytes:
-    meta = metadata if metadata is not None else METADATA.replace("{name}", name).replace("{version}", version).encode()
+    meta = (
+        metadata
+        if metadata is not None
+        else METADATA.replace("{name}", name).replace("{version}", version).encode()
+    )
     mod = "".join(p.capitalize() for p in name.split("_"))
     if contents is None:
         contents = tar_bytes(
-            [(f"lib/{name}.ex", LIB.format(mod=mod, name=name).encode()),
-             ("mix.exs", f"defmodule {mod}.MixProject do\n  use Mix.Project\nend\n".encode())],
+            [
+                (f"lib/{name}.ex", LIB.format(mod=mod, name=name).encode()),
+                ("mix.exs", f"defmodule {mod}.MixProject do\n  use Mix.Project\nend\n".encode()),
+            ],
             gz=True,
         )
     inner = hashlib.sha256(version_file + meta + contents).hexdigest()

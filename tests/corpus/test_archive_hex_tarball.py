@@ -6,19 +6,20 @@ import gzip
 import hashlib
 
 import pytest
+from hex_tarballs import METADATA, hex_tarball, tar_bytes
 
 from corpus import archive
 from corpus.erlang_terms import Atom, consult
 from corpus.errors import HexTarballError, UnsafeArchive
 from corpus.sources.hex_tarball import requirements, unpack
 
-from hex_tarballs import METADATA, hex_tarball, tar_bytes
-
 SMALL = archive.Limits(compressed=512 << 10, uncompressed=256 << 10, member=128 << 10, members=50)
 
 
 def test_extracts_regular_files(tmp_path):
-    data = tar_bytes([("pkg/lib/a.ex", b"defmodule A do end"), ("pkg/lib", "dir", None), ("./pkg/b.ex", b"b")], gz=True)
+    data = tar_bytes(
+        [("pkg/lib/a.ex", b"defmodule A do end"), ("pkg/lib", "dir", None), ("./pkg/b.ex", b"b")], gz=True
+    )
     out = archive.extract(data, tmp_path / "out")
     assert out.files == ["pkg/b.ex", "pkg/lib/a.ex"]
     assert (tmp_path / "out/pkg/lib/a.ex").read_bytes() == b"defmodule A do end"
@@ -75,7 +76,13 @@ def test_hex_tarball_reads_metadata_and_files():
     assert (pkg.name, pkg.version) == ("jason", "1.4.1")
     assert pkg.licenses == ["Apache 2.0"]
     assert pkg.requirements == [
-        {"name": "decimal", "app": "decimal", "requirement": "~> 2.0", "optional": True, "repository": "hexpm"}
+        {
+            "name": "decimal",
+            "app": "decimal",
+            "requirement": "~> 2.0",
+            "optional": True,
+            "repository": "hexpm",
+        }
     ]
     assert set(pkg.files) == {"lib/jason.ex", "mix.exs"}
 
@@ -119,7 +126,8 @@ def test_bad_hex_tarballs(kwargs, message):
 
 def test_latin1_metadata_and_old_requirements_shape():
     meta = (
-        METADATA.replace("{name}", "old").replace("{version}", "0.1.0")
+        METADATA.replace("{name}", "old")
+        .replace("{version}", "0.1.0")
         .replace("A test package", "Caf\xe9 helpers")
         .split('{<<"requirements">>')[0]
         + '{<<"requirements">>,[[{<<"name">>,<<"poison">>},{<<"app">>,<<"poison">>},'
@@ -131,7 +139,7 @@ def test_latin1_metadata_and_old_requirements_shape():
 
 
 def test_erlang_terms_are_data_only():
-    terms = consult("%% comment\n{a, 'Quoted', [1, -2, 3.5, 16#ff], #{<<\"k\">> => \"str\\n\"}, <<>>}.\n")
+    terms = consult('%% comment\n{a, \'Quoted\', [1, -2, 3.5, 16#ff], #{<<"k">> => "str\\n"}, <<>>}.\n')
     assert terms == [(Atom("a"), "Quoted", [1, -2, 3.5, 255], {"k": "str\n"}, "")]
     assert requirements({"plug": [("requirement", "~> 1.0")]})[0]["name"] == "plug"
     for bad in ("{fun() -> ok end}.", "{X}.", "{1 + 2}.", "{a"):

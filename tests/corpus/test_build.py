@@ -65,11 +65,25 @@ def test_fixture_corpus_end_to_end(tmp_path, project, capsys):
     (project / "lib/sample/exact_copy.ex").write_text(counter.replace("\n", "\n\n"))
     (project / "lib/sample/blob.ex").write_bytes(b"\x00\x01\x02" * 100)
     out = tmp_path / "out"
-    assert main(["corpus", "build", "--config", str(_config(tmp_path, project)), "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "corpus",
+                "build",
+                "--config",
+                str(_config(tmp_path, project)),
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     m = read_manifest(out)
     c = m["counts"]
-    assert c["license_excluded"] == 2 and m["licenses_excluded"] == {"GPL-3.0-only": 2}  # its lib/ and mix.exs
+    assert c["license_excluded"] == 2 and m["licenses_excluded"] == {
+        "GPL-3.0-only": 2
+    }  # its lib/ and mix.exs
     assert c["dropped"] == {"binary": 1}
     assert c["exact_duplicates"] == 1 and c["near_duplicates"] == 1
     assert m["licenses"] == {"BSD-3-Clause": 2, "MIT": 8}
@@ -92,7 +106,11 @@ def test_fixture_corpus_end_to_end(tmp_path, project, capsys):
         check_messages(s["messages"])
     tasks = {s["task"] for s in samples}
     assert tasks == {"doc_to_impl", "impl_to_doc", "doctest_to_fn", "behaviour_to_module", "explain"}
-    genserver = [s for s in samples if s["task"] == "behaviour_to_module" and "GenServer" in s["messages"][1]["content"]]
+    genserver = [
+        s
+        for s in samples
+        if s["task"] == "behaviour_to_module" and "GenServer" in s["messages"][1]["content"]
+    ]
     assert genserver and "handle_call" in genserver[0]["messages"][2]["content"]
     assert m["stage2"]["tasks"] == {t: sum(1 for s in samples if s["task"] == t) for t in tasks}
     assert not work_dir(out.resolve()).exists()  # the work state is removed after success
@@ -114,30 +132,61 @@ def test_two_workers_give_the_same_corpus(tmp_path, project):
 
 def test_decontamination_per_benchmark(tmp_path, project):
     bench = tmp_path / "elixir_tasks.jsonl"
-    bench.write_text(json.dumps({
-        "name": "factorial",
-        "prompt": "Write factorial.",
-        "tests": "assert Sample.Math.factorial(5) == 120",
-        "canonical_solution": "def factorial(n) when is_integer(n) and n > 0, do: n * factorial(n - 1)",
-    }) + "\n")
+    bench.write_text(
+        json.dumps(
+            {
+                "name": "factorial",
+                "prompt": "Write factorial.",
+                "tests": "assert Sample.Math.factorial(5) == 120",
+                "canonical_solution": (
+                    "def factorial(n) when is_integer(n) and n > 0, do: n * factorial(n - 1)"
+                ),
+            }
+        )
+        + "\n"
+    )
     other = tmp_path / "other.jsonl"
-    other.write_text(json.dumps({"prompt": "unrelated words that appear nowhere in the corpus at all"}) + "\n")
+    other.write_text(
+        json.dumps({"prompt": "unrelated words that appear nowhere in the corpus at all"}) + "\n"
+    )
     out = tmp_path / "out"
-    code = main(["corpus", "build", "--config", str(_config(tmp_path, project)), "--out", str(out),
-                 "--decontaminate", str(bench), "--decontaminate", str(other), "--no-progress"])
+    code = main(
+        [
+            "corpus",
+            "build",
+            "--config",
+            str(_config(tmp_path, project)),
+            "--out",
+            str(out),
+            "--decontaminate",
+            str(bench),
+            "--decontaminate",
+            str(other),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     m = read_manifest(out)
     assert m["decontamination"]["elixir_tasks"]["stage1_files"] == 1
-    assert m["decontamination"]["other"] == {"path": str(other), "rows": 1, "stage1_files": 0, "stage2_samples": 0}
+    assert m["decontamination"]["other"] == {
+        "path": str(other),
+        "rows": 1,
+        "stage1_files": 0,
+        "stage2_samples": 0,
+    }
     paths = [r["path"] for r in _rows(out, "stage1", "train")]
     assert "lib/sample/math.ex" not in paths and m["counts"]["decontaminated"] == 1
 
 
 def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path, project, capsys):
     cfg = _config(tmp_path, project)
-    assert main(["corpus", "build", "--config", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "o")]) == 1
+    assert (
+        main(["corpus", "build", "--config", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "o")]) == 1
+    )
     assert "does not exist" in capsys.readouterr().err
-    assert main(["corpus", "build", "--config", str(cfg), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert (
+        main(["corpus", "build", "--config", str(cfg), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    )
     assert "--workers" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="unknown key"):
         parse_config({"sources": [{"kind": "dir", "path": "."}], "dedupe": {}})
@@ -155,17 +204,25 @@ def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path, project, capsys):
 def test_configs_parse():
     for path in sorted((ROOT / "configs" / "corpus").glob("*.yaml")):
         cfg = load_config(path)
-        assert cfg.sources and cfg.dedup.num_perm == 256 and cfg.dedup.shingle == 5 and cfg.dedup.threshold == 0.7
+        assert (
+            cfg.sources
+            and cfg.dedup.num_perm == 256
+            and cfg.dedup.shingle == 5
+            and cfg.dedup.threshold == 0.7
+        )
 
 
 def _many_files(root: Path, n: int) -> None:
     shutil.copytree(FIXTURE, root)
     for i in range(n):
         body = "".join(
-            f'  @doc "Returns {i} plus {j}, a generated helper number {j}."\n  def f{j}(x), do: x + {i * 31 + j}\n'
+            f'  @doc "Returns {i} plus {j}, a generated helper number {j}."\n'
+            f"  def f{j}(x), do: x + {i * 31 + j}\n"
             for j in range(i % 7 + 2)
         )
-        (root / "lib" / f"gen_{i:03d}.ex").write_text(f"defmodule Gen{i} do\n  @moduledoc \"Gen {i}.\"\n{body}end\n")
+        (root / "lib" / f"gen_{i:03d}.ex").write_text(
+            f'defmodule Gen{i} do\n  @moduledoc "Gen {i}."\n{body}end\n'
+        )
 
 
 @pytest.mark.slow
@@ -176,9 +233,22 @@ def test_sigkill_mid_build_then_resume_equals_uninterrupted(tmp_path):
     out = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "potion.cli", "corpus", "build", "--config", str(cfg_path), "--out", str(out),
-         "--no-progress"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "potion.cli",
+            "corpus",
+            "build",
+            "--config",
+            str(cfg_path),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     db = work_dir(out.resolve()) / "state.sqlite"
     done = 0

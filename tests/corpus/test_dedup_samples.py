@@ -29,7 +29,9 @@ def test_planted_near_duplicates_found_distinct_kept():
     lines[3] = "  def changed_line(x), do: x"
     edited = "\n".join(lines)
     distinct = [_module(f"Other{i}", 100 + i) for i in range(20)]
-    items = [("base", base), ("near", near), ("edited", edited)] + [(f"d{i}", t) for i, t in enumerate(distinct)]
+    items = [("base", base), ("near", near), ("edited", edited)] + [
+        (f"d{i}", t) for i, t in enumerate(distinct)
+    ]
     sigs = [(k, dedup.signature(t)) for k, t in items]
     dupes = dedup.near_duplicates(sigs, threshold=0.7)
     assert set(dupes) == {"near", "edited"}
@@ -87,8 +89,13 @@ end
 
 def test_samples_from_edge_cases():
     data = EDGE.encode()
-    drafts = draft_samples(analyze(data), data, sha="x", tasks=["doc_to_impl", "impl_to_doc", "doctest_to_fn", "explain"],
-                           max_code_chars=4000)
+    drafts = draft_samples(
+        analyze(data),
+        data,
+        sha="x",
+        tasks=["doc_to_impl", "impl_to_doc", "doctest_to_fn", "explain"],
+        max_code_chars=4000,
+    )
     drafts = select(drafts, 100, "k")
     by_task: dict[str, list[dict]] = {}
     for s in drafts.samples:
@@ -109,9 +116,13 @@ def test_samples_from_edge_cases():
 
 def test_unparsable_code_is_dropped_and_counted(tmp_path):
     # tree-sitter recovers `f` from the broken paren; its code does not parse, so it is no target
-    broken = (b'defmodule B do\n  @doc "Adds one to a number, documented."\n  def f(x) do\n    x + (1\n  end\n\n'
-              b'  @doc "Second function documented here."\n  def g(y), do: y\nend\n')
-    drafts = select(draft_samples(analyze(broken), broken, sha="y", tasks=["doc_to_impl"], max_code_chars=4000), 9, "")
+    broken = (
+        b'defmodule B do\n  @doc "Adds one to a number, documented."\n  def f(x) do\n    x + (1\n  end\n\n'
+        b'  @doc "Second function documented here."\n  def g(y), do: y\nend\n'
+    )
+    drafts = select(
+        draft_samples(analyze(broken), broken, sha="y", tasks=["doc_to_impl"], max_code_chars=4000), 9, ""
+    )
     assert [s["messages"][2]["content"] for s in drafts.samples] == ["```elixir\ndef g(y), do: y\n```"]
     assert drafts.dropped == {"unparsable": 1}
     # in the pipeline a file with syntax errors gives no samples at all (recovered spans can swallow
@@ -123,13 +134,20 @@ def test_unparsable_code_is_dropped_and_counted(tmp_path):
     assert result["status"] == "kept" and result["parse_errors"] is False and result["samples"]
     path.write_bytes(broken.replace(b"x + (1\n  end", b"x + 1\n"))
     result = process_file(item, CorpusConfig())
-    assert result["status"] == "kept" and result["samples"] == [] and result["dropped"] == {"unparsable_file": 1}
+    assert (
+        result["status"] == "kept" and result["samples"] == [] and result["dropped"] == {"unparsable_file": 1}
+    )
 
 
 def test_wording_varies_across_functions():
-    src = "defmodule W do\n" + "".join(
-        f'  @doc "Returns the number {i} for the caller, always."\n  def n{i}, do: {i}\n' for i in range(30)
-    ) + "end\n"
+    src = (
+        "defmodule W do\n"
+        + "".join(
+            f'  @doc "Returns the number {i} for the caller, always."\n  def n{i}, do: {i}\n'
+            for i in range(30)
+        )
+        + "end\n"
+    )
     data = src.encode()
     drafts = draft_samples(analyze(data), data, sha="z", tasks=["doc_to_impl"], max_code_chars=4000)
     openings = {s["messages"][1]["content"].split("`")[0] for s in drafts.samples}

@@ -6,14 +6,13 @@ import json
 from datetime import date
 
 import pytest
+from fakes_http import FakeHttpServer, Reply
+from hex_tarballs import tar_bytes
 
 from corpus.config import SourceConfig
 from corpus.errors import FetchError, SourceError
 from corpus.sources import github
 from corpus.sources.http import Http
-
-from fakes_http import FakeHttpServer, Reply
-from hex_tarballs import tar_bytes
 
 
 class GraphQLFake(FakeHttpServer):
@@ -35,26 +34,46 @@ class GraphQLFake(FakeHttpServer):
         start, end = (date.fromisoformat(d) for d in created.split(".."))
         stars = q.split("stars:")[1].split()[0]
         lo, hi = (int(stars[2:]), None) if stars.startswith(">=") else map(int, stars.split(".."))
-        hits = [r for r in self.repos if start <= date.fromisoformat(r["createdAt"]) <= end
-                and r["stargazerCount"] >= lo and (hi is None or r["stargazerCount"] <= hi)]
+        hits = [
+            r
+            for r in self.repos
+            if start <= date.fromisoformat(r["createdAt"]) <= end
+            and r["stargazerCount"] >= lo
+            and (hi is None or r["stargazerCount"] <= hi)
+        ]
         first, after = body["variables"]["first"], body["variables"]["after"]
         offset = int(after or 0)
-        page = hits[offset: offset + first]
-        return Reply(json={"data": {
-            "rateLimit": {"cost": 1, "remaining": 4000, "resetAt": "2030-01-01T00:00:00Z"},
-            "search": {"repositoryCount": len(hits),
-                       "pageInfo": {"hasNextPage": offset + first < min(len(hits), 1000),
-                                    "endCursor": str(offset + first)},
-                       "nodes": page}}})
+        page = hits[offset : offset + first]
+        return Reply(
+            json={
+                "data": {
+                    "rateLimit": {"cost": 1, "remaining": 4000, "resetAt": "2030-01-01T00:00:00Z"},
+                    "search": {
+                        "repositoryCount": len(hits),
+                        "pageInfo": {
+                            "hasNextPage": offset + first < min(len(hits), 1000),
+                            "endCursor": str(offset + first),
+                        },
+                        "nodes": page,
+                    },
+                }
+            }
+        )
 
 
 def _repo(i: int, day: str, stars: int = 50) -> dict:
-    return {"nameWithOwner": f"o/r{i}", "stargazerCount": stars, "createdAt": day, "isFork": False,
-            "licenseInfo": {"spdxId": "MIT"}, "defaultBranchRef": {"name": "main"}}
+    return {
+        "nameWithOwner": f"o/r{i}",
+        "stargazerCount": stars,
+        "createdAt": day,
+        "isFork": False,
+        "licenseInfo": {"spdxId": "MIT"},
+        "defaultBranchRef": {"name": "main"},
+    }
 
 
 def test_search_slices_by_date_past_the_cap(monkeypatch):
-    repos = [_repo(i, "2020-01-0%d" % (1 + i % 4)) for i in range(1800)]  # 450 a day over 4 days
+    repos = [_repo(i, f"2020-01-0{1 + i % 4}") for i in range(1800)]  # 450 a day over 4 days
     with GraphQLFake(repos) as server:
         client = github.GitHubClient(server.url, token="t", http=Http(sleep=lambda s: None))
         found = client.search("language:Elixir", github.Slice(date(2020, 1, 1), date(2020, 1, 4), 10), 5000)
@@ -81,14 +100,27 @@ def test_token_required(monkeypatch):
 def test_rate_limits_primary_and_secondary():
     sleeps: list[float] = []
     limited = {"errors": [{"type": "RATE_LIMITED", "message": "API rate limit exceeded"}]}
-    spent = {"data": {"rateLimit": {"cost": 1, "remaining": 0, "resetAt": "1970-01-01T00:16:40Z"},
-                      "search": {"repositoryCount": 7, "pageInfo": {"hasNextPage": False, "endCursor": None},
-                                 "nodes": []}}}
+    spent = {
+        "data": {
+            "rateLimit": {"cost": 1, "remaining": 0, "resetAt": "1970-01-01T00:16:40Z"},
+            "search": {
+                "repositoryCount": 7,
+                "pageInfo": {"hasNextPage": False, "endCursor": None},
+                "nodes": [],
+            },
+        }
+    }
     with FakeHttpServer() as server:
-        server.script("POST", "/graphql", Reply(403, headers={"retry-after": "5"}), Reply(json=limited),
-                      Reply(json=spent))
-        client = github.GitHubClient(server.url, token="t",
-                                     http=Http(sleep=sleeps.append, backoff=0.5, clock=lambda: 900.0))
+        server.script(
+            "POST",
+            "/graphql",
+            Reply(403, headers={"retry-after": "5"}),
+            Reply(json=limited),
+            Reply(json=spent),
+        )
+        client = github.GitHubClient(
+            server.url, token="t", http=Http(sleep=sleeps.append, backoff=0.5, clock=lambda: 900.0)
+        )
         assert client.count("x") == 7
         assert sleeps == [5.0, 0.5, 100.0]  # secondary (retry-after), RATE_LIMITED, primary until resetAt
 
@@ -103,11 +135,21 @@ def test_graphql_errors_are_clear():
 
 def test_fetch_source_downloads_default_branch_tarballs(tmp_path, monkeypatch):
     monkeypatch.setenv("GITHUB_TOKEN", "t")
-    repos = [_repo(1, "2021-05-05"), {**_repo(2, "2021-05-06"), "licenseInfo": {"spdxId": "NOASSERTION"}},
-             {**_repo(3, "2021-05-07"), "isFork": True}]
+    repos = [
+        _repo(1, "2021-05-05"),
+        {**_repo(2, "2021-05-06"), "licenseInfo": {"spdxId": "NOASSERTION"}},
+        {**_repo(3, "2021-05-07"), "isFork": True},
+    ]
     with GraphQLFake(repos) as server:
-        server.script("GET", "/repos/o/r1/tarball/main", Reply(body=tar_bytes(
-            [("o-r1-abc/lib/r1.ex", b"defmodule R1 do end"), ("o-r1-abc/l", "sym", "lib")], gz=True)))
+        server.script(
+            "GET",
+            "/repos/o/r1/tarball/main",
+            Reply(
+                body=tar_bytes(
+                    [("o-r1-abc/lib/r1.ex", b"defmodule R1 do end"), ("o-r1-abc/l", "sym", "lib")], gz=True
+                )
+            ),
+        )
         server.script("GET", "/repos/o/r2/tarball/main", Reply(body=b"not a tarball"))
         src = SourceConfig(kind="github", url=server.url, created=["2021-01-01", "2021-12-31"], min_stars=1)
         units, skipped = github.fetch_source(src, tmp_path)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from fakes_http import FakeHttpServer, Reply
+from hex_tarballs import hex_tarball
 
 from corpus.config import SourceConfig
 from corpus.errors import FetchError
 from corpus.sources import hex as hexpm
 from corpus.sources.http import USER_AGENT, Http
-
-from fakes_http import FakeHttpServer, Reply
-from hex_tarballs import hex_tarball
 
 
 def _http(sleeps: list[float], **kw) -> Http:
@@ -29,17 +28,23 @@ def _package(name: str, versions: list[str], retired: tuple[str, ...] = ()) -> d
     }
 
 
-def _serve_package(server: FakeHttpServer, name: str, version: str, *, tar: bytes | None = None,
-                   checksum: str | None = None) -> bytes:
+def _serve_package(
+    server: FakeHttpServer, name: str, version: str, *, tar: bytes | None = None, checksum: str | None = None
+) -> bytes:
     tar = tar if tar is not None else hex_tarball(name, version)
-    server.script("GET", f"/api/packages/{name}/releases/{version}",
-                  Reply(json={"version": version, "checksum": checksum or hashlib.sha256(tar).hexdigest().upper()}))
+    server.script(
+        "GET",
+        f"/api/packages/{name}/releases/{version}",
+        Reply(json={"version": version, "checksum": checksum or hashlib.sha256(tar).hexdigest().upper()}),
+    )
     server.script("GET", f"/repo/tarballs/{name}-{version}.tar", Reply(body=tar))
     return tar
 
 
 def test_latest_release_skips_retired_and_prereleases():
-    assert hexpm.latest_release(_package("a", ["2.0.0-rc.1", "1.5.0", "1.4.0"], retired=("1.5.0",))) == "1.4.0"
+    assert (
+        hexpm.latest_release(_package("a", ["2.0.0-rc.1", "1.5.0", "1.4.0"], retired=("1.5.0",))) == "1.4.0"
+    )
     assert hexpm.latest_release(_package("a", ["2.0.0-rc.1"])) == "2.0.0-rc.1"
     assert hexpm.latest_release(_package("a", ["1.0.0"], retired=("1.0.0",))) is None
 
@@ -49,10 +54,19 @@ def test_top_packages_paginates_with_backoff_and_user_agent(tmp_path):
     with FakeHttpServer() as server:
         page1 = [_package(f"p{i}", ["1.0.0"]) for i in range(3)]
         page2 = [_package(f"q{i}", ["1.0.0"]) for i in range(3)]
-        server.script("GET", "/api/packages?sort=recent_downloads&page=1",
-                      Reply(429, headers={"Retry-After": "2"}), Reply(503), Reply(json=page1))
-        server.script("GET", "/api/packages?sort=recent_downloads&page=2", Reply(json=page2, mode="truncate"),
-                      Reply(json=page2))
+        server.script(
+            "GET",
+            "/api/packages?sort=recent_downloads&page=1",
+            Reply(429, headers={"Retry-After": "2"}),
+            Reply(503),
+            Reply(json=page1),
+        )
+        server.script(
+            "GET",
+            "/api/packages?sort=recent_downloads&page=2",
+            Reply(json=page2, mode="truncate"),
+            Reply(json=page2),
+        )
         server.script("GET", "/api/packages?sort=recent_downloads&page=3", Reply(json=[]))
         client = hexpm.HexClient(f"{server.url}/api", f"{server.url}/repo", http=_http(sleeps))
         names = [p["name"] for p in client.top_packages(5)]
@@ -66,8 +80,14 @@ def test_rate_limit_headers_delay_the_next_request():
     sleeps: list[float] = []
     now = [1000.0]
     with FakeHttpServer() as server:
-        server.script("GET", "/api/packages/a", Reply(json=_package("a", ["1.0.0"]),
-                      headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1030"}))
+        server.script(
+            "GET",
+            "/api/packages/a",
+            Reply(
+                json=_package("a", ["1.0.0"]),
+                headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1030"},
+            ),
+        )
         client = hexpm.HexClient(f"{server.url}/api", http=_http(sleeps, clock=lambda: now[0]))
         client.package("a")
         client.package("a")
@@ -76,7 +96,9 @@ def test_rate_limit_headers_delay_the_next_request():
 
 def test_etag_revalidation_uses_the_cache(tmp_path):
     with FakeHttpServer() as server:
-        server.script("GET", "/api/packages/a", Reply(json=_package("a", ["1.0.0"]), mode="etag", etag='"v1"'))
+        server.script(
+            "GET", "/api/packages/a", Reply(json=_package("a", ["1.0.0"]), mode="etag", etag='"v1"')
+        )
         http = Http(cache=tmp_path / "http", sleep=lambda s: None)
         client = hexpm.HexClient(f"{server.url}/api", http=http)
         first = client.package("a")
@@ -105,15 +127,27 @@ def test_slow_and_failing_servers_end_in_a_clear_error():
 
 def test_fetch_source_unpacks_good_packages_and_skips_bad_ones(tmp_path):
     with FakeHttpServer() as server:
-        server.script("GET", "/api/packages?sort=recent_downloads&page=1",
-                      Reply(json=[_package("good", ["1.1.0", "1.0.0"], retired=("1.1.0",)),
-                                  _package("tampered", ["2.0.0"]), _package("evil", ["0.1.0"])]))
+        server.script(
+            "GET",
+            "/api/packages?sort=recent_downloads&page=1",
+            Reply(
+                json=[
+                    _package("good", ["1.1.0", "1.0.0"], retired=("1.1.0",)),
+                    _package("tampered", ["2.0.0"]),
+                    _package("evil", ["0.1.0"]),
+                ]
+            ),
+        )
         _serve_package(server, "good", "1.0.0")
         _serve_package(server, "tampered", "2.0.0", checksum="0" * 64)
         from hex_tarballs import tar_bytes
 
-        _serve_package(server, "evil", "0.1.0", tar=hex_tarball("evil", "0.1.0", contents=tar_bytes(
-            [("../../outside.ex", b"x")], gz=True)))
+        _serve_package(
+            server,
+            "evil",
+            "0.1.0",
+            tar=hex_tarball("evil", "0.1.0", contents=tar_bytes([("../../outside.ex", b"x")], gz=True)),
+        )
         src = SourceConfig(kind="hex", top=3, url=f"{server.url}/api", repo_url=f"{server.url}/repo")
         units, skipped = hexpm.fetch_source(src, tmp_path / "cache")
         assert [u.label for u in units] == ["hex:good"]
@@ -126,6 +160,10 @@ def test_fetch_source_unpacks_good_packages_and_skips_bad_ones(tmp_path):
         assert not (tmp_path / "outside.ex").exists()
         # cached: a second fetch downloads no tarball again
         before = server.count("GET", "/repo/tarballs/good-1.0.0.tar")
-        hexpm.fetch_package(hexpm.HexClient(f"{server.url}/api", f"{server.url}/repo"), "good",
-                            tmp_path / "cache", _package("good", ["1.0.0"]))
+        hexpm.fetch_package(
+            hexpm.HexClient(f"{server.url}/api", f"{server.url}/repo"),
+            "good",
+            tmp_path / "cache",
+            _package("good", ["1.0.0"]),
+        )
         assert server.count("GET", "/repo/tarballs/good-1.0.0.tar") == before

@@ -94,8 +94,15 @@ def test_tekken_report_on_a_built_corpus(tmp_path, capsys):
 
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "mix_sample"
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"sources": [{"kind": "dir", "path": str(fixture)}],
-                                   "decontaminate": {"suites": False}, "workers": 1}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "sources": [{"kind": "dir", "path": str(fixture)}],
+                "decontaminate": {"suites": False},
+                "workers": 1,
+            }
+        )
+    )
     out = tmp_path / "corpus"
     assert main(["corpus", "build", "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
     capsys.readouterr()
@@ -103,6 +110,12 @@ def test_tekken_report_on_a_built_corpus(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["tokenizer"].startswith("tekken") and report["files"] >= 5
     assert 0.1 < report["tokens_per_char"] < 1.0
-    assert {r["construct"] for r in report["constructs"]} >= {"atom", "pipe |>", "@attribute", "heredoc", "sigil"}
+    assert {r["construct"] for r in report["constructs"]} >= {
+        "atom",
+        "pipe |>",
+        "@attribute",
+        "heredoc",
+        "sigil",
+    }
     (md,) = out.glob("tokens-tekken*.md")
     assert "tokens/char" in md.read_text()
