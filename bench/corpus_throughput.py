@@ -13,28 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.elixir_analysis import timed  # noqa: E402 - best of N wall times, as the other benchmarks
 from corpus import dedup  # noqa: E402
 from corpus.build import _results  # noqa: E402
 from corpus.config import CorpusConfig  # noqa: E402
 from potion.elixir.analysis import parse  # noqa: E402
 
 SRC = ROOT / ".cache" / "elixir-src"
-
-
-def best(fn, repeat: int) -> float:
-    """Best of `repeat` wall times (the machine is shared: the minimum is the least noisy)."""
-    t_best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        t_best = min(t_best, time.perf_counter() - t)
-    return t_best
 
 
 def main() -> int:
@@ -62,16 +52,16 @@ def main() -> int:
     ]
     cfg = CorpusConfig()
 
-    parse_s = best(lambda: [parse(f.read_bytes()) for f in files], repeat)
+    parse_s = timed(lambda: [parse(f.read_bytes()) for f in files], repeat)
     results: list = []
 
     def run(workers: int) -> None:
         results[:] = list(_results(items, cfg, workers))
 
-    one_s = best(lambda: run(1), repeat)
-    two_s = best(lambda: run(2), repeat)
+    one_s = timed(lambda: run(1), repeat)
+    two_s = timed(lambda: run(2), repeat)
     kept = [(str(i), r["minhash"]) for i, r in results if r["status"] == "kept"]
-    dedup_s = best(
+    dedup_s = timed(
         lambda: dedup.near_duplicates(kept, num_perm=cfg.dedup.num_perm, threshold=cfg.dedup.threshold),
         repeat,
     )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from corpus import licenses
 from corpus.config import SourceConfig
-from corpus.errors import SourceError
+from corpus.errors import CorpusError, FetchError, SourceError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -22,6 +26,22 @@ class Fetched:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)
+
+
+def fetch_each(
+    items: Iterable[T], fetch_one: Callable[[T], Fetched], label: Callable[[T], str]
+) -> tuple[list[Fetched], list[dict]]:
+    """Fetch every item: one that is bad (a CorpusError: checksum, unsafe archive...) is skipped with its
+    reason; a server that keeps failing (FetchError) stops the whole build with a clear error."""
+    units, skipped = [], []
+    for item in items:
+        try:
+            units.append(fetch_one(item))
+        except FetchError:
+            raise
+        except CorpusError as exc:
+            skipped.append({"label": label(item), "reason": exc.message})
+    return units, skipped
 
 
 def fetch(src: SourceConfig, cache: Path) -> tuple[list[Fetched], list[dict]]:

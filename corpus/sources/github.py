@@ -18,7 +18,7 @@ from pathlib import Path
 from corpus import archive, licenses
 from corpus.config import SourceConfig
 from corpus.errors import CorpusError, FetchError, SourceError
-from corpus.sources.fetch import Fetched
+from corpus.sources.fetch import Fetched, fetch_each
 from corpus.sources.http import Http
 
 API = "https://api.github.com"
@@ -191,16 +191,10 @@ def fetch_source(src: SourceConfig, cache: Path) -> tuple[list[Fetched], list[di
     try:
         client = GitHubClient(src.url or API, http=http)
         repos = client.search(src.query, Slice(start, end, src.min_stars), src.max_repos)
-        units, skipped = [], []
-        for repo in repos:
-            if repo.get("isFork"):
-                continue
-            try:
-                units.append(fetch_repo(client, repo, cache))
-            except FetchError:
-                raise
-            except CorpusError as exc:
-                skipped.append({"label": f"github:{repo['nameWithOwner']}", "reason": exc.message})
-        return units, skipped
+        return fetch_each(
+            [r for r in repos if not r.get("isFork")],
+            lambda repo: fetch_repo(client, repo, cache),
+            lambda repo: f"github:{repo['nameWithOwner']}",
+        )
     finally:
         http.close()

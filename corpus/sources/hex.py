@@ -18,7 +18,7 @@ from pathlib import Path
 from corpus import archive, licenses
 from corpus.config import SourceConfig
 from corpus.errors import CorpusError, FetchError
-from corpus.sources.fetch import Fetched
+from corpus.sources.fetch import Fetched, fetch_each
 from corpus.sources.hex_tarball import unpack
 from corpus.sources.http import Http
 
@@ -116,14 +116,10 @@ def fetch_source(src: SourceConfig, cache: Path) -> tuple[list[Fetched], list[di
     client = HexClient(src.url or API, src.repo_url or REPO, http=http)
     try:
         listed = [{"name": n} for n in src.packages] if src.packages else client.top_packages(src.top)
-        units, skipped = [], []
-        for pkg in listed:
-            try:
-                units.append(fetch_package(client, pkg["name"], cache, pkg))
-            except FetchError:
-                raise
-            except CorpusError as exc:
-                skipped.append({"label": f"hex:{pkg['name']}", "reason": exc.message})
-        return units, skipped
+        return fetch_each(
+            listed,
+            lambda pkg: fetch_package(client, pkg["name"], cache, pkg),
+            lambda pkg: f"hex:{pkg['name']}",
+        )
     finally:
         http.close()

@@ -43,6 +43,11 @@ def _config(tmp_path: Path, src: Path, **extra) -> Path:
     return path
 
 
+def _build_cli(tmp_path: Path, project: Path, out: Path, *extra: str) -> int:
+    config = str(_config(tmp_path, project))
+    return main(["corpus", "build", "--config", config, "--out", str(out), "--no-progress", *extra])
+
+
 def _rows(out: Path, stage: str, split: str) -> list[dict]:
     return pq.read_table(split_path(out, stage, split)).to_pylist()
 
@@ -65,20 +70,7 @@ def test_fixture_corpus_end_to_end(tmp_path, project, capsys):
     (project / "lib/sample/exact_copy.ex").write_text(counter.replace("\n", "\n\n"))
     (project / "lib/sample/blob.ex").write_bytes(b"\x00\x01\x02" * 100)
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "corpus",
-                "build",
-                "--config",
-                str(_config(tmp_path, project)),
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert _build_cli(tmp_path, project, out) == 0
     m = read_manifest(out)
     c = m["counts"]
     assert c["license_excluded"] == 2 and m["licenses_excluded"] == {
@@ -150,21 +142,7 @@ def test_decontamination_per_benchmark(tmp_path, project):
         json.dumps({"prompt": "unrelated words that appear nowhere in the corpus at all"}) + "\n"
     )
     out = tmp_path / "out"
-    code = main(
-        [
-            "corpus",
-            "build",
-            "--config",
-            str(_config(tmp_path, project)),
-            "--out",
-            str(out),
-            "--decontaminate",
-            str(bench),
-            "--decontaminate",
-            str(other),
-            "--no-progress",
-        ]
-    )
+    code = _build_cli(tmp_path, project, out, "--decontaminate", str(bench), "--decontaminate", str(other))
     assert code == 0
     m = read_manifest(out)
     assert m["decontamination"]["elixir_tasks"]["stage1_files"] == 1
