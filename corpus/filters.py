@@ -49,8 +49,11 @@ def quality(text: str, path: str, cfg: FilterConfig) -> str | None:
     if _GENERATED.search(text[:2000]):
         return "generated"
     data = text.encode("utf-8", "replace")
-    if _count(data, _LETTERS) / max(1, len(data)) < cfg.min_alpha_fraction:
+    alpha = _count(data, _LETTERS) / max(1, len(data))
+    if alpha < cfg.min_alpha_fraction:
         return "mostly_data"
+    if alpha > 0.5:
+        return None  # prose and code; number tables are what the line check below is for
     code_lines = [line for line in lines if line.strip()]
     data_lines = sum(1 for line in code_lines if _DATA_LINE.match(line))
     if code_lines and len(code_lines) >= 20 and data_lines / len(code_lines) > cfg.max_data_fraction:

@@ -56,7 +56,8 @@ def process_file(item: dict, cfg: CorpusConfig) -> dict:
             max_code_chars=cfg.samples.max_code_chars,
             seed=cfg.samples.seed,
         )
-        chosen = samples.select(drafts, cfg.samples.max_per_file, f"{cfg.samples.seed}:{sha}")
+        key = f"{cfg.samples.seed}:{sha}"
+        chosen = samples.select(drafts, cfg.samples.max_per_file, key, parsed_clean=True)
         result["samples"] = chosen.samples
         result["dropped"] = dict(chosen.dropped)
     return result

@@ -82,7 +82,14 @@ def _pick(options: tuple[str, ...], key: str) -> str:
 
 
 def _code(data: bytes, start: int, end: int) -> str:
+    """The source of a definition, its first line's indentation taken off every line that has it."""
     line_start = data.rfind(b"\n", 0, start) + 1
+    indent = data[line_start:start]
+    if not indent.strip():
+        text = data[start:end]
+        if indent:
+            text = text.replace(b"\n" + indent, b"\n")
+        return text.decode("utf-8", "replace").strip("\n")
     return textwrap.dedent(data[line_start:end].decode("utf-8", "replace")).strip("\n")
 
 
@@ -185,9 +192,11 @@ def _module_samples(mod: ModuleDef, data: bytes, sha: str, wanted: set[str], see
         add("explain", user, "\n".join(lines).strip(), code)
 
 
-def select(drafts: Drafts, limit: int, key: str) -> Drafts:
+def select(drafts: Drafts, limit: int, key: str, *, parsed_clean: bool = False) -> Drafts:
     """At most `limit` samples whose code parses, chosen stably (a rebuild keeps the same ones); only
-    the candidates examined are parsed, so a file with hundreds of functions costs `limit` parses."""
+    the candidates examined are parsed, so a file with hundreds of functions costs `limit` parses.
+    `parsed_clean`: the file's tree has no ERROR/MISSING node, so every definition in it parses (the
+    snippets are its subtrees) and the per-sample parse is skipped."""
     ranked = sorted(
         drafts.samples, key=lambda s: hashlib.sha256((key + s["messages"][1]["content"]).encode()).hexdigest()
     )
@@ -197,7 +206,7 @@ def select(drafts: Drafts, limit: int, key: str) -> Drafts:
         if len(chosen) >= limit:
             dropped["over_file_cap"] += len(ranked) - i
             break
-        if not is_balanced(s["code"]):
+        if not parsed_clean and not is_balanced(s["code"]):
             dropped["unparsable"] += 1
             continue
         chosen.append({"messages": s["messages"], "task": s["task"]})
