@@ -252,3 +252,28 @@ def test_sigkill_mid_build_then_resume_equals_uninterrupted(tmp_path):
     fresh = build(load_config(cfg_path), tmp_path / "fresh", progress=False, log=lambda s: None)
     assert _comparable(resumed) == _comparable(fresh)
     assert resumed["counts"]["stage1"]["train"] >= 240
+
+
+def test_eval_suites_are_decontaminated_by_default(tmp_path, project, monkeypatch):
+    import corpus.build
+
+    suites = tmp_path / "repo" / "evals" / "suites"
+    suites.mkdir(parents=True)
+    task = {
+        "name": "stack_pop",
+        "prompt": "defmodule Stack do",
+        "tests": "assert true",
+        "canonical_solution": (
+            "Agent.get_and_update(stack, fn\n      [] -> {:empty, []}\n"
+            "      [top | rest] -> {{:ok, top}, rest}\n    end)"
+        ),
+    }
+    (suites / "elixir_tasks.jsonl").write_text(json.dumps(task) + "\n")
+    monkeypatch.setattr(corpus.build, "repo_root", lambda: tmp_path / "repo")
+    cfg = yaml.safe_load(_config(tmp_path, project).read_text())
+    cfg["decontaminate"] = {"suites": True}
+    manifest = build(parse_config(cfg), tmp_path / "out", progress=False, log=lambda s: None)
+    report = manifest["decontamination"]["elixir_tasks"]
+    assert report["rows"] == 1 and report["stage1_files"] == 1  # lib/sample/stack.ex
+    paths = [r["path"] for r in _rows(tmp_path / "out", "stage1", "train")]
+    assert "lib/sample/stack.ex" not in paths and "lib/sample/math.ex" in paths

@@ -157,3 +157,18 @@ def test_wording_varies_across_functions():
 def test_doctest_examples_keep_results():
     doc = "Sums.\n\n    iex> A.sum([1, 2])\n    3\n\nMore text.\n\n    iex> A.sum([])\n    0\n"
     assert doctest_examples(doc) == "iex> A.sum([1, 2])\n3\n\niex> A.sum([])\n0"
+
+
+def test_split_is_by_project_and_stable():
+    from corpus.assemble import _with_neighbours, split_of
+    from corpus.config import SplitConfig
+
+    cfg = CorpusConfig(split=SplitConfig(validation_projects=["mix"], validation_fraction=0.3))
+    assert split_of("debian:elixir-lang/mix", cfg) == "validation"
+    projects = [f"hex:pkg{i}" for i in range(400)]
+    first = [split_of(p, cfg) for p in projects]
+    assert first == [split_of(p, cfg) for p in projects]  # stable across calls (and runs: sha256)
+    assert 0.2 < first.count("validation") / len(first) < 0.4
+    files = [{"project": "p", "path": f"lib/{n}.ex", "text": n} for n in ("a", "b", "c")]
+    assert _with_neighbours(files, 0) == ["a", "b", "c"]
+    assert _with_neighbours(files, 1)[2] == "# lib/b.ex\nb\n# lib/c.ex\nc"

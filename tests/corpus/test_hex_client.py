@@ -167,3 +167,63 @@ def test_fetch_source_unpacks_good_packages_and_skips_bad_ones(tmp_path):
             _package("good", ["1.0.0"]),
         )
         assert server.count("GET", "/repo/tarballs/good-1.0.0.tar") == before
+
+
+def _hex_config(tmp_path, url: str) -> str:
+    import yaml
+
+    tmp_path.mkdir(exist_ok=True)
+    cfg = tmp_path / "hex.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "sources": [{"kind": "hex", "top": 2, "url": f"{url}/api", "repo_url": f"{url}/repo"}],
+                "decontaminate": {"suites": False},
+                "cache": str(tmp_path / "cache"),
+                "workers": 1,
+            }
+        )
+    )
+    return str(cfg)
+
+
+def test_build_from_hex_finishes_or_stops_cleanly(tmp_path, capsys, monkeypatch):
+    from corpus.output import read_manifest
+    from potion.cli import main
+
+    monkeypatch.setattr(Http, "__post_init__", _fast_http_init(Http.__post_init__))
+    with FakeHttpServer() as server:
+        listing = [_package("good", ["1.0.0"]), _package("other_pkg", ["0.2.0"])]
+        server.script("GET", "/api/packages?sort=recent_downloads&page=1", Reply(500), Reply(json=listing))
+        _serve_package(server, "good", "1.0.0")
+        _serve_package(server, "other_pkg", "0.2.0")
+        out = tmp_path / "out"
+        assert (
+            main(["corpus", "build", "--config", _hex_config(tmp_path, server.url), "--out", str(out)]) == 0
+        )
+        m = read_manifest(out)
+        assert [s["label"] for s in m["sources"]] == ["hex:good", "hex:other_pkg"]
+        assert m["licenses"] == {"Apache-2.0": 2} and m["counts"]["dropped"] == {"tiny": 2}  # the mix.exs
+        assert m["counts"]["stage1"]["train"] == 2 and m["counts"]["stage2"]["train"] > 0
+
+    with FakeHttpServer() as down:
+        down.script("GET", "/api/packages?sort=recent_downloads&page=1", Reply(503))
+        capsys.readouterr()
+        out2 = tmp_path / "out2"
+        assert (
+            main(["corpus", "build", "--config", _hex_config(tmp_path / "x", down.url), "--out", str(out2)])
+            == 1
+        )
+        assert "still failing after" in capsys.readouterr().err
+        assert not out2.exists() and not (tmp_path / ".out2.partial").exists()
+
+
+def _fast_http_init(init):
+    """Http as the build makes it, with no real waiting between retries."""
+
+    def fast(self) -> None:
+        self.backoff = 0.0
+        self.sleep = lambda s: None
+        init(self)
+
+    return fast

@@ -119,3 +119,12 @@ def test_tekken_report_on_a_built_corpus(tmp_path, capsys):
     }
     (md,) = out.glob("tokens-tekken*.md")
     assert "tokens/char" in md.read_text()
+
+
+@pytest.mark.e2e
+def test_default_model_gguf_vocabulary():
+    pytest.importorskip("llama_cpp")
+    tok = load_tokenizer("qwen2.5-coder-0.5b")
+    report = measure(tok, [SRC])
+    assert report["files"] == 1 and report["skipped"] == 0  # pieces spell the file exactly
+    assert {r["construct"] for r in report["constructs"]} >= {"atom", "pipe |>", "unicode identifier"}
