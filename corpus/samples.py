@@ -2,9 +2,11 @@
 
 Tasks (schema `task`): `doc_to_impl` (@doc/@spec -> implementation), `impl_to_doc` (implementation ->
 @doc), `doctest_to_fn` (iex> examples -> function), `behaviour_to_module` (an OTP behaviour's description
--> module), `explain` (module code -> what it does). Wording varies over several templates, chosen by a
-stable hash so a rebuild gives the same rows. Code that does not parse is never a target: such samples
-are dropped and counted.
+-> module), `explain` (module code -> what it does). Half the `doc_to_impl`, `impl_to_doc` and `explain`
+samples use the exact prompts and answer formats the chat and code actions send (`potion.task_prompts`),
+so the model is trained on what it is served; the others vary their wording over several templates. The
+choice is a stable hash, so a rebuild gives the same rows. Code that does not parse is never a target:
+such samples are dropped and counted.
 """
 
 from __future__ import annotations
@@ -15,15 +17,9 @@ import textwrap
 from collections import Counter
 from dataclasses import dataclass
 
+from potion import task_prompts as served
 from potion.elixir import FunctionDef, ModuleDef, SourceAnalysis, is_balanced
 
-try:  # the system prompt the chat and code actions send, once potion.task_prompts exists
-    from potion.task_prompts import SYSTEM_PROMPT as SYSTEM  # type: ignore[import-not-found]
-except ImportError:
-    SYSTEM = (
-        "You are Potion, a concise assistant for Elixir and OTP developers. Prefer idiomatic Elixir: "
-        "pattern matching, pipelines, supervision trees, tagged tuples. Put code in ```elixir fenced blocks."
-    )
 OTP = (
     "GenServer",
     "Supervisor",
@@ -120,11 +116,15 @@ def doctest_examples(doc: str) -> str | None:
 
 
 def _conversation(user: str, assistant: str) -> list[dict]:
-    return [
-        {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": user},
-        {"role": "assistant", "content": assistant},
-    ]
+    return served.task_messages(user, answer=assistant)
+
+
+def _served(key: str) -> bool:
+    return hashlib.sha256((key + ":served").encode()).digest()[0] % 2 == 0
+
+
+def _spec_block(fn: FunctionDef) -> str:
+    return f"@spec {fn.spec}\n" if fn.spec and "\n" not in fn.spec else ""
 
 
 def draft_samples(
@@ -154,12 +154,23 @@ def draft_samples(
             doc = (fn.doc or "").strip()
             if len(doc) >= 20:
                 spec = f"\n\nSpec: `@spec {fn.spec}`" if fn.spec else ""
-                if "doc_to_impl" in wanted:
+                if "doc_to_impl" in wanted and _served(key + "d"):
+                    # what the "Implement" code action sends: the @doc/@spec block over a stub
+                    head = f'@doc """\n{doc}\n"""\n{_spec_block(fn)}{fn.kind} {fn.signature()} do\nend'
+                    user = served.implement_prompt(head, function=label)
+                    add("doc_to_impl", user, served.implementation_answer(code), code)
+                elif "doc_to_impl" in wanted:
                     user = _pick(_DOC_TO_IMPL, key + "d").format(
                         fn=label, mod=mod.name, doc=doc, spec=spec, spec_word=" and @spec" if spec else ""
                     )
                     add("doc_to_impl", user, _fenced(code), code)
-                if "impl_to_doc" in wanted:
+                if "impl_to_doc" in wanted and _served(key + "i"):
+                    where = f"{analysis.path.rsplit('/', 1)[-1]}:{fn.line + 1}" if analysis.path else None
+                    user = served.write_doc_prompt(
+                        _spec_block(fn) + code, function=label, module=mod.name, where=where
+                    )
+                    add("impl_to_doc", user, served.doc_answer(doc), code)
+                elif "impl_to_doc" in wanted:
                     user = _pick(_IMPL_TO_DOC, key + "i").format(fn=label, mod=mod.name, code=code)
                     add("impl_to_doc", user, _fenced(f'@doc """\n{doc}\n"""'), code)
                 examples = doctest_examples(doc) if "doctest_to_fn" in wanted else None
@@ -188,7 +199,10 @@ def _module_samples(mod: ModuleDef, data: bytes, sha: str, wanted: set[str], see
             lines.append(f"- `{f.name}/{f.arity}`" + (f": {first}" if first else ""))
         if behaviours:
             lines.append(f"\nIt implements the `{behaviours[0]}` behaviour.")
-        user = _pick(_EXPLAIN, key + "e").format(code=code)
+        if _served(key + "e"):
+            user = served.explain_prompt(code, what=f"module `{mod.name}`")
+        else:
+            user = _pick(_EXPLAIN, key + "e").format(code=code)
         add("explain", user, "\n".join(lines).strip(), code)
 
 

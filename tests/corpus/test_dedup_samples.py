@@ -172,3 +172,41 @@ def test_split_is_by_project_and_stable():
     files = [{"project": "p", "path": f"lib/{n}.ex", "text": n} for n in ("a", "b", "c")]
     assert _with_neighbours(files, 0) == ["a", "b", "c"]
     assert _with_neighbours(files, 1)[2] == "# lib/b.ex\nb\n# lib/c.ex\nc"
+
+
+def test_half_the_samples_use_the_served_prompts():
+    from potion import task_prompts
+
+    src = (
+        "defmodule W do\n"
+        + "".join(
+            f'  @doc "Returns the number {i} for the caller, always."\n  @spec n{i}() :: integer()\n'
+            f"  def n{i}, do: {i}\n"
+            for i in range(40)
+        )
+        + "end\n"
+    )
+    data = src.encode()
+    drafts = draft_samples(
+        analyze(data, path="lib/w.ex"),
+        data,
+        sha="s",
+        tasks=["doc_to_impl", "impl_to_doc"],
+        max_code_chars=4000,
+    )
+    assert all(s["messages"][0]["content"] == task_prompts.SYSTEM_PROMPT for s in drafts.samples)
+    served_impl = [
+        s for s in drafts.samples if "so it does what its @doc and @spec say" in s["messages"][1]["content"]
+    ]
+    served_doc = [
+        s for s in drafts.samples if s["messages"][1]["content"].startswith("Write the `@doc` for `W.")
+    ]
+    assert 8 <= len(served_impl) <= 32 and 8 <= len(served_doc) <= 32
+    s = served_impl[0]
+    assert "@spec n" in s["messages"][1]["content"] and "def n" in s["messages"][1]["content"]
+    assert s["messages"][2]["content"].startswith("```elixir\ndef n")
+    d = served_doc[0]
+    assert "(w.ex:" in d["messages"][1]["content"]
+    assert d["messages"][2]["content"] == task_prompts.doc_answer(
+        d["messages"][2]["content"].split('"""\n')[1].split('\n"""')[0]
+    )
