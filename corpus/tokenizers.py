@@ -7,6 +7,7 @@ mistral-common wheel), or a path to a `tekken*.json`.
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -57,13 +58,21 @@ class GgufTokenizer:
             raise TokenizerError(
                 "reading a GGUF vocabulary needs llama-cpp-python", hint="pip install 'potion[llama]'"
             ) from exc
+        self._llama_cpp = llama_cpp
         self._llm = llama_cpp.Llama(str(self.path), vocab_only=True, verbose=False)
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        self._buf = ctypes.create_string_buffer(1024)
 
     def encode(self, text: str) -> list[int]:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
 
     def piece(self, token: int) -> bytes:
-        return self._llm.detokenize([token], special=True)
+        # llama.cpp's own token_to_piece with a buffer that fits long tokens (Qwen has runs of 80
+        # spaces; Llama.detokenize's 32-byte buffer returns them empty)
+        n = self._llama_cpp.llama_token_to_piece(self._vocab, token, self._buf, len(self._buf), 0, True)
+        if n < 0:
+            raise TokenizerError(f"token {token} is longer than {len(self._buf)} bytes", hint="report it")
+        return self._buf.raw[:n]
 
 
 def load_tokenizer(spec: str) -> Tokenizer:

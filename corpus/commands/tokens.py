@@ -38,7 +38,7 @@ def run(args: TokensArgs) -> int:
         texts += [t for t, p in zip(table["text"], table["path"], strict=True) if p.endswith((".ex", ".exs"))]
     texts = texts[: args.max_files]
     report = measure(load_tokenizer(args.model), texts)
-    slug = re.sub(r"[^\w.-]+", "-", report["tokenizer"]).strip("-")
+    slug = re.sub(r"[^\w.-]+", "-", report["tokenizer"].replace(".json", "")).strip("-")
     md = markdown(report)
     (args.dir / f"tokens-{slug}.md").write_text(md)
     (args.dir / f"tokens-{slug}.json").write_text(json.dumps(report, indent=2) + "\n")

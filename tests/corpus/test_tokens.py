@@ -128,3 +128,11 @@ def test_default_model_gguf_vocabulary():
     report = measure(tok, [SRC])
     assert report["files"] == 1 and report["skipped"] == 0  # pieces spell the file exactly
     assert {r["construct"] for r in report["constructs"]} >= {"atom", "pipe |>", "unicode identifier"}
+
+
+@pytest.mark.e2e
+def test_gguf_pieces_of_long_tokens_spell_the_text():
+    pytest.importorskip("llama_cpp")
+    tok = load_tokenizer("qwen2.5-coder-0.5b")
+    text = "x =" + " " * 80 + "1  # table\n" + "\t" * 12 + "end"
+    assert b"".join(tok.piece(i) for i in tok.encode(text)) == text.encode()
