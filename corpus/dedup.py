@@ -38,18 +38,12 @@ def shingles(text: str, n: int) -> np.ndarray:
     return np.unique(acc)
 
 
-def _identity(x: int) -> int:
-    return x
-
-
 def signature(text: str, *, num_perm: int = 256, shingle: int = 5, seed: int = 1) -> bytes:
     """The MinHash signature of `text`'s token n-grams, as bytes (num_perm uint32)."""
     key = (num_perm, seed)
     if key not in _PERMUTATIONS:  # generating 256 permutations costs more than hashing a file
         _PERMUTATIONS[key] = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations
-    m = MinHash(
-        num_perm=num_perm, seed=seed, permutations=_PERMUTATIONS[key], scheme=SCHEME, hashfunc=_identity
-    )
+    m = MinHash(num_perm=num_perm, seed=seed, permutations=_PERMUTATIONS[key], scheme=SCHEME, hashfunc=int)
     m.update_batch(shingles(text, shingle).tolist())
     return m.hashvalues.astype(DTYPE).tobytes()
 
