@@ -122,7 +122,11 @@ def measure(tok: Tokenizer, texts: Iterable[str]) -> dict:
         s = per.get(kind)
         if not s or not s.count:
             continue
-        worst = sorted(s.examples, key=lambda x: (-s.example_tokens[x] / max(1, len(x)), -s.examples[x], x))
+        # fragmentation = tokens beyond the first, per character: a 2-char atom in 2 tokens is less
+        # broken up than a 15-char attribute in 9
+        worst = sorted(
+            s.examples, key=lambda x: (-(s.example_tokens[x] - 1) / max(1, len(x)), -s.examples[x], x)
+        )
         common = [x for x in worst if s.examples[x] >= 2] or worst
         rows.append(
             {
