@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,14 @@ class Fetched:
     info: dict = field(default_factory=dict)
 
 
+def git_head(root: Path) -> str | None:
+    """The commit a git checkout is at (its provenance `version`), or None for a plain folder."""
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        return None
+    proc = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
 def fetch_each(
     items: Iterable[T], fetch_one: Callable[[T], Fetched], label: Callable[[T], str]
 ) -> tuple[list[Fetched], list[dict]]:
@@ -50,7 +60,8 @@ def fetch(src: SourceConfig, cache: Path) -> tuple[list[Fetched], list[dict]]:
         root = Path(src.path or ".")
         if not root.is_dir():
             raise SourceError(f"source folder {root} does not exist", hint="fix `path:` in the config")
-        return [Fetched(src.label, root, license=src.license, include=src.include, exclude=src.exclude)], []
+        unit = Fetched(src.label, root, version=git_head(root), include=src.include, exclude=src.exclude)
+        return [unit], []
     if src.kind == "debian":
         from corpus.sources import debian
 
@@ -69,7 +80,11 @@ def fetch(src: SourceConfig, cache: Path) -> tuple[list[Fetched], list[dict]]:
     if src.kind == "hex":
         from corpus.sources import hex as hexpm
 
-        return hexpm.fetch_source(src, cache)
-    from corpus.sources import github
+        units, skipped = hexpm.fetch_source(src, cache)
+    else:
+        from corpus.sources import github
 
-    return github.fetch_source(src, cache)
+        units, skipped = github.fetch_source(src, cache)
+    for unit in units:  # the config's globs apply inside every package or repository
+        unit.include, unit.exclude = list(src.include), list(src.exclude)
+    return units, skipped

@@ -277,3 +277,21 @@ def test_eval_suites_are_decontaminated_by_default(tmp_path, project, monkeypatc
     assert report["rows"] == 1 and report["stage1_files"] == 1  # lib/sample/stack.ex
     paths = [r["path"] for r in _rows(tmp_path / "out", "stage1", "train")]
     assert "lib/sample/stack.ex" not in paths and "lib/sample/math.ex" in paths
+
+
+def test_git_checkout_records_its_commit(tmp_path, project):
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "fixture"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    manifest = build(
+        load_config(_config(tmp_path, project)), tmp_path / "out", progress=False, log=lambda s: None
+    )
+    assert manifest["sources"][0]["version"] == head
+    rows = _rows(tmp_path / "out", "stage1", "train")
+    assert not any(r["path"].startswith(".git/") for r in rows)
