@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from tqdm import tqdm
+
 from corpus import licenses
 from corpus.config import SourceConfig
 from corpus.errors import CorpusError, FetchError, SourceError
@@ -44,7 +46,8 @@ def fetch_each(
     """Fetch every item: one that is bad (a CorpusError: checksum, unsafe archive...) is skipped with its
     reason; a server that keeps failing (FetchError) stops the whole build with a clear error."""
     units, skipped = [], []
-    for item in items:
+    items = list(items)
+    for item in tqdm(items, desc="fetch", unit="unit", disable=len(items) < 2, leave=False):
         try:
             units.append(fetch_one(item))
         except FetchError:
