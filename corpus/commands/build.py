@@ -15,7 +15,10 @@ class BuildArgs:
     out: Path = arg("output folder (appears only when the build is complete)")
     workers: int | None = arg("worker processes (default: the config's `workers`)", default=None)
     decontaminate: list[Path] = arg(
-        "extra benchmark JSONL to decontaminate against (repeatable)", default_factory=list, repeat=True
+        "extra benchmark JSONL to decontaminate against (repeatable)",
+        default_factory=list,
+        repeat=True,
+        metavar="FILE.jsonl",
     )
     force: bool = arg("replace an existing corpus at --out", default=False)
     keep_work: bool = arg("keep the SQLite work state after a successful build", default=False)
