@@ -56,8 +56,10 @@ def check_messages(messages: list[dict], *, where: str = "row") -> None:
     roles = [m.get("role") for m in messages]
     if roles and roles[0] == "system":
         roles = roles[1:]
-    if not roles or len(roles) % 2 or any(
-        r != ("user" if i % 2 == 0 else "assistant") for i, r in enumerate(roles)
+    if (
+        not roles
+        or len(roles) % 2
+        or any(r != ("user" if i % 2 == 0 else "assistant") for i, r in enumerate(roles))
     ):
         raise SchemaError(f"{where}: messages must be [system], then user/assistant pairs; got {roles}")
     for m in messages:

@@ -28,9 +28,17 @@ def test_missing_columns_are_named():
 def test_message_order():
     check_messages([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}])
     check_messages(
-        [{"role": "system", "content": "s"}, {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+        [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"},
+        ]
     )
-    for bad in ([], [{"role": "user", "content": "a"}], [{"role": "assistant", "content": "b"}, {"role": "user", "content": "a"}]):
+    for bad in (
+        [],
+        [{"role": "user", "content": "a"}],
+        [{"role": "assistant", "content": "b"}, {"role": "user", "content": "a"}],
+    ):
         with pytest.raises(SchemaError):
             check_messages(bad)
     with pytest.raises(SchemaError, match="text content"):

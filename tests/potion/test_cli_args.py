@@ -48,8 +48,24 @@ def test_defaults_come_from_the_dataclass():
 def test_every_kind_of_flag_is_parsed_to_its_type():
     args = parse(
         DemoArgs,
-        ["src", "--model", "m", "--max-tokens", "9", "--rate", "0.25", "--quant", "q4_k_m, q8_0",
-         "--set", "a=1", "--set", "b=2", "--no-progress", "--mode", "slow"],
+        [
+            "src",
+            "--model",
+            "m",
+            "--max-tokens",
+            "9",
+            "--rate",
+            "0.25",
+            "--quant",
+            "q4_k_m, q8_0",
+            "--set",
+            "a=1",
+            "--set",
+            "b=2",
+            "--no-progress",
+            "--mode",
+            "slow",
+        ],
     )
     assert args.source == Path("src") and args.model == "m" and args.max_tokens == 9 and args.rate == 0.25
     assert args.quant == ["q4_k_m", "q8_0"] and args.sets == ["a=1", "b=2"]
