@@ -1,6 +1,7 @@
 """`potion lsp`: run the language server over stdio.
 
-Module-level imports stay light (argparse only) so that `potion --help` does not load pygls.
+Module-level imports stay light (argparse and potion.cli_args only) so that `potion --help` does not
+load pygls.
 """
 
 from __future__ import annotations
@@ -9,27 +10,33 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from potion.cli_args import add_arguments, add_command, arg, from_namespace
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--stdio", action="store_true", default=True, help="speak LSP over stdin/stdout (default)"
-    )
-    parser.add_argument("--log-file", default=None, help="write the server's log here (default: stderr)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+@dataclass
+class LspArgs:
+    """The flags of `potion lsp` (and `python -m lsp`)."""
+
+    stdio: bool = arg("speak LSP over stdin/stdout (the only transport)", default=True)
+    log_file: Path | None = arg("write the server's log here (default: stderr)", default=None)
+    verbose: bool = arg("log debug messages", default=False, short="-v")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    add_command(
+        subparsers,
         "lsp",
+        LspArgs,
+        run,
         help="run the language server (inline completions, hover, OTP scaffolds)",
         description="Run the Potion language server over stdio, for VS Code, Neovim and other LSP clients.",
     )
-    add_arguments(parser)
-    parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: LspArgs) -> int:
     # stdout carries the protocol: every log line goes to stderr or a file.
     handler: logging.Handler = (
         logging.FileHandler(args.log_file, encoding="utf-8")
@@ -69,5 +76,5 @@ def _claim_stdout():
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lsp", description="The Potion language server.")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    add_arguments(parser, LspArgs)
+    return run(from_namespace(LspArgs, parser.parse_args(argv)))

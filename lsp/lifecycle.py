@@ -40,14 +40,13 @@ BACKENDS = ("auto", "fake")
 
 @dataclass(frozen=True)
 class ServerConfig:
+    """The server's settings. The completion engine's own (`debounce_ms`, `max_tokens`, ...) live in
+    `engine`, written once in `lsp.engine.EngineConfig`; clients still send them flat (`debounceMs`)."""
+
     model: str | None = None  # registry name, hf:OWNER/REPO/FILE.gguf or a path; None: the default model
     backend_url: str | None = None  # an OpenAI-compatible server (llama-server, vLLM, Ollama) instead
     backend: str = "auto"  # "auto": backend_url or llama.cpp in-process; "fake": scripted (tests)
     n_ctx: int = 4096
-    debounce_ms: int = 150
-    max_tokens: int = 64
-    time_budget_ms: int = 5000
-    prompt_tokens: int = 512
     # Clients without inline completion: how long a completion request with no Elixir names to show
     # waits for the model's item (with names it never waits: the item comes on the next request).
     ai_item_wait_ms: int = 300
@@ -57,32 +56,57 @@ class ServerConfig:
     code_actions: bool = True
     telemetry: bool = True
     fake: dict[str, Any] = field(default_factory=dict)
-
-    def engine_config(self) -> EngineConfig:
-        return EngineConfig(
-            debounce_ms=self.debounce_ms,
-            max_tokens=self.max_tokens,
-            time_budget_ms=self.time_budget_ms,
-            prompt_tokens=self.prompt_tokens,
-        )
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def model_key(self) -> tuple:
         """What identifies the loaded model: a change in any of these reloads it."""
         return (self.backend, self.model, self.backend_url, self.n_ctx, repr(sorted(self.fake.items())))
 
 
+# Bounds of the whole-number settings, the server's and the engine's.
 _LIMITS = {
     "n_ctx": (256, 1 << 20),
+    "ai_item_wait_ms": (0, 10_000),
     "debounce_ms": (0, 10_000),
     "max_tokens": (1, 4096),
     "time_budget_ms": (50, 600_000),
     "prompt_tokens": (32, 1 << 20),
-    "ai_item_wait_ms": (0, 10_000),
+    "extra_context_chars": (0, 1 << 20),
+    "cache_size": (1, 1 << 16),
 }
+_SERVER_FIELDS = {f.name for f in dataclasses.fields(ServerConfig)} - {"engine"}
+_ENGINE_FIELDS = {f.name for f in dataclasses.fields(EngineConfig)}
+SETTINGS = frozenset(_SERVER_FIELDS | _ENGINE_FIELDS)  # every setting a client may send (snake_case)
 
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _checked(key: str, raw_key: Any, value: Any, default: Any) -> Any:
+    """`value` for setting `key` if it fits the setting's type and bounds; else ConfigError naming it."""
+    if key in ("model", "backend_url"):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"setting {raw_key!r} must be a string, got {value!r}")
+        return value or None
+    if key == "backend":
+        if value not in BACKENDS:
+            raise ConfigError(f"setting {raw_key!r} must be one of {', '.join(BACKENDS)}, got {value!r}")
+        return value
+    if key == "fake":
+        if not isinstance(value, dict):
+            raise ConfigError(f"setting {raw_key!r} must be an object, got {value!r}")
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"setting {raw_key!r} must be true or false, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ConfigError(f"setting {raw_key!r} must be a whole number, got {value!r}")
+    low, high = _LIMITS[key]
+    if not low <= value <= high:
+        raise ConfigError(f"setting {raw_key!r} must be between {low} and {high}, got {value!r}")
+    return int(value)
 
 
 def parse_settings(options: Any, base: ServerConfig | None = None) -> ServerConfig:
@@ -98,35 +122,19 @@ def parse_settings(options: Any, base: ServerConfig | None = None) -> ServerConf
         options = options["potion"]
     if isinstance(options.get("features"), dict):  # {"features": {"hover": false}} as VS Code nests them
         options = {**{k: v for k, v in options.items() if k != "features"}, **options["features"]}
-    known = {f.name: f for f in dataclasses.fields(ServerConfig)}
+    server_defaults, engine_defaults = ServerConfig(), EngineConfig()
     changes: dict[str, Any] = {}
+    engine_changes: dict[str, Any] = {}
     for raw_key, value in options.items():
         key = _snake(str(raw_key))
-        if key not in known:
+        if key in _SERVER_FIELDS:
+            changes[key] = _checked(key, raw_key, value, getattr(server_defaults, key))
+        elif key in _ENGINE_FIELDS:
+            engine_changes[key] = _checked(key, raw_key, value, getattr(engine_defaults, key))
+        else:
             log.info("ignoring unknown setting %r", raw_key)
-            continue
-        default = getattr(ServerConfig(), key)
-        if key in ("model", "backend_url"):
-            if value is not None and not isinstance(value, str):
-                raise ConfigError(f"setting {raw_key!r} must be a string, got {value!r}")
-            value = value or None
-        elif key == "backend":
-            if value not in BACKENDS:
-                raise ConfigError(f"setting {raw_key!r} must be one of {', '.join(BACKENDS)}, got {value!r}")
-        elif key == "fake":
-            if not isinstance(value, dict):
-                raise ConfigError(f"setting {raw_key!r} must be an object, got {value!r}")
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise ConfigError(f"setting {raw_key!r} must be true or false, got {value!r}")
-        elif isinstance(default, int):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-                raise ConfigError(f"setting {raw_key!r} must be a whole number, got {value!r}")
-            low, high = _LIMITS[key]
-            if not low <= value <= high:
-                raise ConfigError(f"setting {raw_key!r} must be between {low} and {high}, got {value!r}")
-            value = int(value)
-        changes[key] = value
+    if engine_changes:
+        changes["engine"] = dataclasses.replace(base.engine, **engine_changes)
     return dataclasses.replace(base, **changes)
 
 

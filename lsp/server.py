@@ -2,10 +2,12 @@
 
 Each LSP feature lives in its own module under `lsp.features` with a `register(server)`; this module
 holds what they share: settings (`config`), the model (`backend`, None until `model_ready` is set), the
-completion `engine`, `telemetry`, the ring buffer of recent chunks, and the pygls workspace.
+completion `engine`, the `workspace_index`, `telemetry`, the ring buffer of recent chunks, and the pygls
+workspace.
 
 Document sync handlers are registered here, once: pygls allows one handler per notification, so other
-parts (the workspace index) subscribe with `add_document_listener` instead of registering their own.
+parts subscribe with `add_document_listener` instead of registering their own. The workspace index is
+such a listener, created and subscribed here; it starts scanning the workspace folders at `initialized`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from lsp.context import RecentChunks, uri_path
 from lsp.engine import CompletionEngine, CompletionRequest
 from lsp.lifecycle import ModelLoader, ServerConfig, parse_settings
 from lsp.telemetry import Telemetry
+from lsp.workspace_index import WorkspaceIndex
 from potion import __version__
 from potion.backends import Backend
 from potion.errors import PotionError
@@ -134,13 +137,16 @@ class PotionServer(LanguageServer):
         self.config = config or ServerConfig()
         self.backend: Backend | None = None
         self.model_ready = threading.Event()
-        self.engine = CompletionEngine(self.config.engine_config(), on_error=self._generation_failed)
+        self.engine = CompletionEngine(self.config.engine, on_error=self._generation_failed)
         self.telemetry: Telemetry | None = None
         self.recent = RecentChunks()
         self.loader = ModelLoader(self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[DocumentListener] = []
         self._startup: dict[str, list[StartupHook]] = {"initialize": [], "initialized": []}
+        self.workspace_index = WorkspaceIndex(text_of=self._document_text)
+        self.add_document_listener(self.workspace_index.document_event)
+        self.add_startup_hook("initialized", lambda ls: ls.workspace_index.start(ls.workspace_roots()))
         self._generation_error_shown = False
         self._progress: dict[str, str | None] = {}  # token -> None (created), "begun", or a pending end
 
@@ -166,6 +172,23 @@ class PotionServer(LanguageServer):
     def document(self, uri: str) -> TextDocument | None:
         """An open document, or None (never reads an unopened file from disk)."""
         return self.workspace.text_documents.get(unquote(uri))  # pygls keys documents by unquoted URI
+
+    def _document_text(self, uri: str) -> str:
+        document = self.document(uri)
+        return document.source if document is not None else ""
+
+    def workspace_roots(self) -> list[str]:
+        """The client's workspace folders (else its root path) as local paths."""
+        roots = [path for folder in self.workspace.folders.values() if (path := uri_path(folder.uri))]
+        if not roots and self.workspace.root_path:
+            roots.append(self.workspace.root_path)
+        return roots
+
+    def position_encoding(self) -> str:
+        """The negotiated position encoding as `potion.elixir` names it (UTF-16 unless agreed otherwise)."""
+        value = self.workspace.position_encoding
+        value = getattr(value, "value", value) or "utf-16"
+        return value if value in ("utf-8", "utf-16", "utf-32") else "utf-16"
 
     def client_has_inline_completion(self) -> bool:
         caps = self.client_capabilities.text_document if self.client_capabilities else None
@@ -203,7 +226,7 @@ class PotionServer(LanguageServer):
             self.show_message(f"Potion: {exc.user_message()}", types.MessageType.Error)
             return
         old, self.config = self.config, new
-        self.engine.configure(new.engine_config())
+        self.engine.configure(new.engine)
         if new.telemetry and self.telemetry is None:
             self._open_telemetry()
         # Before `initialized` nothing is loading yet: the first load starts there, with these settings.

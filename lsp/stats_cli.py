@@ -5,24 +5,37 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
+
+from potion.cli_args import add_command, arg
+
+
+@dataclass
+class StatsArgs:
+    """The flags of `potion stats`."""
+
+    days: float | None = arg("only the last N days", default=None)
+    json: bool = arg("print one JSON object", default=False)
+
+    def __post_init__(self) -> None:
+        if self.days is not None and self.days <= 0:
+            raise ValueError(f"--days must be positive, got {self.days}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    add_command(
+        subparsers,
         "stats",
+        StatsArgs,
+        run,
         help="show suggestion latency (p50/p95), acceptance and cache-hit rates (local telemetry)",
         description="Summarise the local telemetry the language server records in SQLite.",
     )
-    parser.add_argument("--days", type=float, default=None, help="only the last N days")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: StatsArgs) -> int:
     from lsp.telemetry import default_path, summary
 
-    if args.days is not None and args.days <= 0:
-        raise ValueError(f"--days must be positive, got {args.days}")
     since = time.time() - args.days * 86400 if args.days is not None else None
     path = default_path()
     stats = summary(path, since=since)

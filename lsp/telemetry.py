@@ -16,6 +16,8 @@ from pathlib import Path
 
 from lsp.errors import TelemetryError
 from potion import settings
+from potion.errors import DatabaseTooNew
+from potion.sqlite_migrations import migrate
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +53,10 @@ def connect(path: Path) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, check_same_thread=False, timeout=5)
         db.execute("PRAGMA journal_mode=WAL")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            db.executescript(f"BEGIN; {script} PRAGMA user_version = {number}; COMMIT;")
+        migrate(db, MIGRATIONS, name=f"telemetry database {path}")
         return db
+    except DatabaseTooNew as exc:
+        raise TelemetryError(exc.message, hint=exc.hint) from exc
     except sqlite3.DatabaseError as exc:
         raise TelemetryError(
             f"cannot open the telemetry database {path}: {exc}",

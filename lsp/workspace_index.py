@@ -21,9 +21,6 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from lsprotocol import types
 
 from lsp.callbacks import CALLBACKS, Callback, Known, declared_behaviours, parse_callbacks
 from lsp.context import uri_path
@@ -31,9 +28,6 @@ from lsp.open_buffers import OpenBuffer
 from potion.elixir import SourceAnalysis, analyze
 from potion.elixir.docs import DocsIndex, FunctionDoc, load_stdlib_index
 from potion.elixir.model import FunctionDef, ModuleDef
-
-if TYPE_CHECKING:
-    from lsp.server import PotionServer
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +98,18 @@ STALE_OK_CHARS = 200_000
 class WorkspaceIndex:
     """Modules and functions of the workspace, deps, open buffers and stdlib; safe across threads."""
 
-    def __init__(self, roots: Sequence[str | Path] = (), *, stdlib: bool | DocsIndex = True) -> None:
+    def __init__(
+        self,
+        roots: Sequence[str | Path] = (),
+        *,
+        stdlib: bool | DocsIndex = True,
+        text_of: Callable[[str], str] | None = None,
+    ) -> None:
         """`stdlib`: True loads the shipped stdlib docs index when first needed, False uses none, a
-        DocsIndex (tests) is used as it is."""
+        DocsIndex (tests) is used as it is. `text_of(uri)`: the current text of an open document, for
+        `document_event` (the language server passes its own document store)."""
         self.roots = [Path(r) for r in roots]
+        self._text_of = text_of
         self._lock = threading.RLock()
         # path -> (source kind, modules defined there), for files on disk.
         self._files: dict[str, tuple[str, list[ModuleDef]]] = {}
@@ -231,6 +233,39 @@ class WorkspaceIndex:
 
     def _under_roots(self, path: Path) -> bool:
         return any(path.is_relative_to(root) for root in self.roots)
+
+    # -- following the editor -----------------------------------------------------------------------
+
+    def start(self, roots: Sequence[str | Path]) -> None:
+        """Index these workspace folders (known once the client initialized) in the background."""
+        with self._lock:
+            self.roots = [Path(r) for r in roots if Path(r).is_dir()]
+        self.scan_in_background()
+
+    def document_event(self, event: str, uri: str) -> None:
+        """A document listener (`PotionServer.add_document_listener`): open, change, save, close."""
+        if event == "open":
+            text_of = self._text_of
+            self.open_document(uri, (lambda: text_of(uri)) if text_of is not None else lambda: "")
+        elif event == "change":
+            self.changed(uri)
+        elif event == "save":
+            self.changed(uri)
+            path = uri_path(uri)
+            if path:
+                self.reload_file(path)  # the saved file is what deps and other buffers see on disk
+        elif event == "close":
+            self.close_document(uri)
+
+    def file_changed(self, uri: str, *, deleted: bool) -> None:
+        """A file changed outside the editor (`workspace/didChangeWatchedFiles`)."""
+        path = uri_path(uri)
+        if not path.endswith((".ex", ".exs")) or self.is_open(uri):
+            return  # an open buffer is the truth until it is closed
+        if deleted:
+            self.forget_file(path)
+        elif self._under_roots(Path(path)):
+            self.reload_file(path)
 
     # -- queries ------------------------------------------------------------------------------------
 
@@ -358,11 +393,6 @@ class WorkspaceIndex:
             return []
         return parse_callbacks(name, data[mod.start_byte : mod.end_byte].decode("utf-8", "replace"))
 
-    def module_def(self, name: str) -> ModuleDef | None:
-        """The analysed definition of a workspace/deps/open module (not stdlib), first one found."""
-        entries = self._modules().get(name)
-        return entries[0][2] if entries else None
-
     def functions(self, module: str, *, public_only: bool = True) -> list[FunctionInfo]:
         """Functions of `module`, sorted by name; from the code if we have it, else from stdlib docs."""
         entries = self._modules().get(module)
@@ -412,98 +442,3 @@ def _stdlib_function(entry: FunctionDoc) -> FunctionInfo:
         doc=entry.doc,
         source="stdlib",
     )
-
-
-# -- the server's index ------------------------------------------------------------------------------
-
-_ATTACH_LOCK = threading.Lock()
-
-
-def index_for(server: PotionServer) -> WorkspaceIndex:
-    """The server's index, created and subscribed to document events on first use."""
-    with _ATTACH_LOCK:
-        index = getattr(server, "workspace_index", None)
-        if isinstance(index, WorkspaceIndex):
-            return index
-        index = WorkspaceIndex()
-        server.workspace_index = index  # type: ignore[attr-defined]
-
-    def on_document(event: str, uri: str) -> None:
-        _ensure_scanning(server, index)
-        if event == "open":
-            index.open_document(uri, lambda: _text(server, uri))
-        elif event == "change":
-            index.changed(uri)
-        elif event == "save":
-            index.changed(uri)
-            path = uri_path(uri)
-            if path:
-                index.reload_file(path)  # the saved file is what deps and other buffers see on disk
-        elif event == "close":
-            index.close_document(uri)
-
-    server.add_document_listener(on_document)
-    # Documents opened before the index existed (features register before any didOpen, but be safe).
-    try:
-        open_uris = list(server.workspace.text_documents)
-    except RuntimeError:  # not initialized yet
-        open_uris = []
-    for uri in open_uris:
-        index.open_document(uri, lambda uri=uri: _text(server, uri))
-    return index
-
-
-def register_file_watching(server: PotionServer) -> None:
-    """Follow files changed outside the editor (git checkout, `mix deps.get`, code generators):
-    clients report them with `workspace/didChangeWatchedFiles` (VS Code watches `**/*.{ex,exs}`)."""
-
-    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-    def watched_files_changed(ls: PotionServer, params: types.DidChangeWatchedFilesParams) -> None:
-        index = index_for(ls)
-        for change in params.changes:
-            path = uri_path(change.uri)
-            if not path.endswith((".ex", ".exs")) or index.is_open(change.uri):
-                continue  # an open buffer is the truth until it is closed
-            if change.type == types.FileChangeType.Deleted:
-                index.forget_file(path)
-            elif index._under_roots(Path(path)):
-                index.reload_file(path)
-
-
-def document_analysis(server: PotionServer, uri: str, *, stale_ok: bool = False) -> SourceAnalysis | None:
-    """The analysis of an open document through the server's index (None if it is not open)."""
-    index = index_for(server)
-    if not index.is_open(uri) and server.document(uri) is not None:
-        index.open_document(uri, lambda: _text(server, uri))
-    return index.analysis(uri, stale_ok=stale_ok)
-
-
-def position_encoding(server: PotionServer) -> str:
-    """The negotiated position encoding as `potion.elixir` names it (UTF-16 unless agreed otherwise)."""
-    value = server.workspace.position_encoding
-    value = getattr(value, "value", value) or "utf-16"
-    return value if value in ("utf-8", "utf-16", "utf-32") else "utf-16"
-
-
-def _text(server: PotionServer, uri: str) -> str:
-    document = server.document(uri)
-    return document.source if document is not None else ""
-
-
-def _ensure_scanning(server: PotionServer, index: WorkspaceIndex) -> None:
-    """Roots are known only after `initialize`: start the scan at the first document event."""
-    if index._scan_thread is not None:
-        return
-    roots: list[str] = []
-    try:
-        workspace = server.workspace
-    except RuntimeError:
-        return
-    for folder in workspace.folders.values():
-        path = uri_path(folder.uri)
-        if path:
-            roots.append(path)
-    if not roots and workspace.root_path:
-        roots.append(workspace.root_path)
-    index.roots = [Path(r) for r in roots if Path(r).is_dir()]
-    index.scan_in_background()

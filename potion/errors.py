@@ -40,10 +40,6 @@ class BackendUnavailable(BackendError):
     """The backend's runtime (llama-cpp-python, a server) is not installed or not reachable."""
 
 
-class UnknownFamily(PotionError):
-    """The model's family has no FIM template; plain completion is used instead."""
-
-
 class ContextOverflow(BackendError):
     """A prompt does not fit in the model's context window."""
 
@@ -54,3 +50,7 @@ class InvalidSource(PotionError):
 
 class ScaffoldError(PotionError):
     """An OTP scaffold was asked for an unknown kind, an invalid module name or a bad option."""
+
+
+class DatabaseTooNew(PotionError):
+    """A local SQLite store (history, telemetry) was written by a newer Potion."""

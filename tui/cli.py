@@ -11,15 +11,21 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from potion.cli_args import add_command, arg
+
 
 @dataclass
 class ChatArgs:
-    model: str | None
-    url: str | None
-    once: str | None
-    system: str | None
-    max_tokens: int
-    n_ctx: int
+    """The flags of `potion chat`; invalid values raise ValueError naming the flag."""
+
+    model: str | None = arg("registry model name or GGUF path (default: the default model)", default=None)
+    url: str | None = arg("an OpenAI-compatible server instead of a local model", default=None)
+    once: str | None = arg(
+        "print one streamed answer and exit (- reads stdin)", default=None, metavar="QUESTION"
+    )
+    system: str | None = arg("system prompt for --once", default=None)
+    max_tokens: int = arg("longest answer in tokens", default=768)
+    n_ctx: int = arg("context size in tokens", default=4096)
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
@@ -33,24 +39,17 @@ class ChatArgs:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    add_command(
+        subparsers,
         "chat",
+        ChatArgs,
+        run,
         help="chat about Elixir in the terminal",
         description="A terminal chat for Elixir questions, scaffolds and explanations. Type /help inside.",
     )
-    parser.add_argument("--model", help="registry model name or GGUF path (default: the default model)")
-    parser.add_argument("--url", help="an OpenAI-compatible server instead of a local model")
-    parser.add_argument(
-        "--once", metavar="QUESTION", help="print one streamed answer and exit (- reads stdin)"
-    )
-    parser.add_argument("--system", help="system prompt for --once")
-    parser.add_argument("--max-tokens", type=int, default=768, help="longest answer in tokens (default 768)")
-    parser.add_argument("--n-ctx", type=int, default=4096, help="context size in tokens (default 4096)")
-    parser.set_defaults(func=run)
 
 
-def run(ns: argparse.Namespace) -> int:
-    args = ChatArgs(ns.model, ns.url, ns.once, ns.system, ns.max_tokens, ns.n_ctx)
+def run(args: ChatArgs) -> int:
     from potion.backends import open_backend
 
     def factory(model: str | None, url: str | None):  # noqa: ANN202 - a Backend

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from potion import settings
+from potion.sqlite_migrations import migrate, schema_version
 from tui.errors import HistoryError
 
 DB_NAME = "chat.sqlite3"
@@ -161,16 +162,11 @@ class HistoryStore:
         self._conn.execute("COMMIT")
 
     def _migrate(self) -> None:
-        version = self.schema_version
-        for number in range(version, SCHEMA_VERSION):
-            # executescript commits first; the version bump is part of the same script.
-            self._conn.executescript(
-                f"BEGIN;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
-            )
+        migrate(self._conn, MIGRATIONS, name=f"chat history {self.path}")
 
     @property
     def schema_version(self) -> int:
-        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        return schema_version(self._conn)
 
     def close(self) -> None:
         with self._lock:

@@ -40,7 +40,6 @@ from lsp.code_edits import (
 )
 from lsp.context import uri_path
 from lsp.server import PotionServer  # at runtime: pygls reads the command handlers' annotations
-from lsp.workspace_index import document_analysis, index_for, position_encoding
 from potion.backends import CancelToken
 from potion.elixir import attribute_block_start, scope_at
 from potion.elixir.model import FunctionDef, ModuleDef
@@ -130,10 +129,10 @@ def _line(opts: dict[str, Any], default: int = 0) -> int:
 def _module_at(
     server: PotionServer, document: TextDocument, line: int
 ) -> tuple[ModuleDef, FunctionDef | None]:
-    analysis = document_analysis(server, document.uri)
+    analysis = server.workspace_index.analysis(document.uri)
     if analysis is None:
         raise JsonRpcInvalidParams(f"{document.uri} is not open in the editor")
-    scope = scope_at(analysis, line, 0, encoding=position_encoding(server))
+    scope = scope_at(analysis, line, 0, encoding=server.position_encoding())
     if scope.module is None:
         # Line 0 of a file with one module, or a line between modules: the only module is meant.
         if len(analysis.modules) == 1:
@@ -158,8 +157,6 @@ def _workspace_root(server: PotionServer, uri: str | None) -> Path:
 
 
 def register(server: PotionServer) -> None:
-    index_for(server)
-
     @server.command(LIST_SCAFFOLDS)
     def list_scaffolds(ls: PotionServer, *args: Any) -> list[dict[str, Any]]:
         return [{"kind": s.kind, "title": s.title, "needs": s.needs} for s in SCAFFOLDS.values()]
@@ -214,7 +211,7 @@ def register(server: PotionServer) -> None:
         opts = _options(args, "uri", "line", "all")
         document = _document(ls, opts)
         module, _ = _module_at(ls, document, _line(opts))
-        known = index_for(ls).known_callbacks(module)
+        known = ls.workspace_index.known_callbacks(module)
         insertion = callbacks_insertion(
             list(document.lines), module, required_only=not opts.get("all"), known=known
         )
@@ -229,7 +226,7 @@ def register(server: PotionServer) -> None:
         document = _document(ls, opts)
         module, fn = _module_at(ls, document, _line(opts))
         lines = list(document.lines)
-        missing = callbacks_without_impl(module, index_for(ls).known_callbacks(module))
+        missing = callbacks_without_impl(module, ls.workspace_index.known_callbacks(module))
         if "line" in opts and not opts.get("all"):
             missing = [f for f in missing if f is fn]
         if not missing:
@@ -337,17 +334,17 @@ def actions_for(server: PotionServer, document: TextDocument, line: int) -> list
             )
             for scaffold in SCAFFOLDS.values()
         ]
-    analysis = document_analysis(server, uri)
+    analysis = server.workspace_index.analysis(uri)
     if analysis is None or not analysis.modules:
         return []
-    scope = scope_at(analysis, line, 0, encoding=position_encoding(server))
+    scope = scope_at(analysis, line, 0, encoding=server.position_encoding())
     module = scope.module or (analysis.modules[0] if len(analysis.modules) == 1 else None)
     if module is None:
         return []
     fn = function_at(module, line, scope.function)
     lines = list(document.lines)
     actions: list[types.CodeAction] = []
-    known = index_for(server).known_callbacks(module)
+    known = server.workspace_index.known_callbacks(module)
     behaviours = ", ".join(behaviours_of(module, known))
     for required_only in (True, False):
         insertion = callbacks_insertion(lines, module, required_only=required_only, known=known)

@@ -16,7 +16,7 @@ from lsprotocol import types
 from lsp.callbacks import CALLBACKS, Known, callback_code, missing_callbacks, split_args
 from lsp.elixir_cursor import def_start, resolve_module, typed_before
 from lsp.server import document_split
-from lsp.workspace_index import FunctionInfo, WorkspaceIndex, document_analysis, index_for, position_encoding
+from lsp.workspace_index import FunctionInfo, WorkspaceIndex
 from potion.elixir import scope_at
 from potion.elixir.model import ModuleDef
 
@@ -56,11 +56,11 @@ def _items(
     prefix, suffix = document_split(document, position)
     before = prefix[prefix.rfind("\n") + 1 :]
     after = suffix.split("\n", 1)[0]
-    index = index_for(server)
-    analysis = document_analysis(server, document.uri, stale_ok=True)
+    index = server.workspace_index
+    analysis = index.analysis(document.uri, stale_ok=True)
     if analysis is None:
         return []
-    scope = scope_at(analysis, position.line, position.character, encoding=position_encoding(server))
+    scope = scope_at(analysis, position.line, position.character, encoding=server.position_encoding())
     snippets = _snippet_support(server)
     typed = typed_before(before)
 

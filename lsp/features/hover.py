@@ -15,16 +15,7 @@ from lsprotocol import types
 
 from lsp.elixir_cursor import Target, resolve_module, target_at
 from lsp.server import document_split
-from lsp.workspace_index import (
-    FunctionInfo,
-    ModuleInfo,
-    WorkspaceIndex,
-    document_analysis,
-    function_info,
-    index_for,
-    position_encoding,
-    register_file_watching,
-)
+from lsp.workspace_index import FunctionInfo, ModuleInfo, WorkspaceIndex, function_info
 from potion.elixir import scope_at
 
 if TYPE_CHECKING:
@@ -39,9 +30,6 @@ _SOURCE_LABEL = {"open": "", "workspace": "", "deps": "deps", "stdlib": "Elixir"
 
 
 def register(server: PotionServer) -> None:
-    index_for(server)  # subscribe to document events before the first didOpen
-    register_file_watching(server)
-
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(ls: PotionServer, params: types.HoverParams) -> types.Hover | None:
         if not ls.config.hover:
@@ -64,14 +52,14 @@ def hover_at(server: PotionServer, document: TextDocument, position: types.Posit
     target = target_at(line, len(before))
     if target is None:
         return None
-    analysis = document_analysis(server, document.uri)
+    analysis = server.workspace_index.analysis(document.uri)
     module = None
     if analysis is not None:
         module = scope_at(
-            analysis, position.line, position.character, encoding=position_encoding(server)
+            analysis, position.line, position.character, encoding=server.position_encoding()
         ).module
     markdown = hover_markdown(
-        index_for(server), target, module, arity=call_arity(line, target.start, target.end)
+        server.workspace_index, target, module, arity=call_arity(line, target.start, target.end)
     )
     if markdown is None:
         return None

@@ -18,6 +18,7 @@ from typing import TextIO
 
 from potion import completion
 from potion.backends import Backend, open_backend
+from potion.cli_args import add_command, arg
 from potion.completion import DEFAULT_SETTINGS, CompletionStream
 from potion.errors import InvalidSource
 from potion.sources import read_text_source
@@ -30,14 +31,18 @@ _MARGIN_TOKENS = 16
 class CompleteArgs:
     """The flags of `potion complete`; invalid values raise ValueError naming the flag."""
 
-    file: Path
-    line: int
-    col: int
-    model: str | None = None
-    url: str | None = None
-    max_tokens: int = DEFAULT_SETTINGS.max_tokens
-    context_tokens: int = DEFAULT_SETTINGS.prompt_tokens
-    n_ctx: int = 4096
+    file: Path = arg("source file", positional=True)
+    line: int = arg("1-based line of the cursor")
+    col: int = arg("1-based column (characters) of the cursor")
+    model: str | None = arg(
+        "registry name, hf: spec or .gguf path (default: the default model)", default=None
+    )
+    url: str | None = arg("OpenAI-compatible server instead of in-process llama.cpp", default=None)
+    max_tokens: int = arg("most tokens to generate (as the editor)", default=DEFAULT_SETTINGS.max_tokens)
+    context_tokens: int = arg(
+        "prompt budget for the file around the cursor", default=DEFAULT_SETTINGS.prompt_tokens
+    )
+    n_ctx: int = arg("context window of the in-process model", default=4096)
 
     def __post_init__(self) -> None:
         self.file = Path(self.file)
@@ -56,40 +61,13 @@ class CompleteArgs:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("complete", help="complete code at FILE:LINE:COL, streamed to stdout")
-    p.add_argument("file", type=Path, help="source file")
-    p.add_argument("--line", type=int, required=True, help="1-based line of the cursor")
-    p.add_argument("--col", type=int, required=True, help="1-based column (characters) of the cursor")
-    p.add_argument("--model", default=None, help="registry name, hf: spec or .gguf path (default model)")
-    p.add_argument("--url", default=None, help="OpenAI-compatible server instead of in-process llama.cpp")
-    p.add_argument(
-        "--max-tokens",
-        type=int,
-        default=DEFAULT_SETTINGS.max_tokens,
-        help=f"most tokens to generate (default {DEFAULT_SETTINGS.max_tokens}, as the editor)",
+    add_command(
+        subparsers,
+        "complete",
+        CompleteArgs,
+        complete,
+        help="complete code at FILE:LINE:COL, streamed to stdout",
     )
-    p.add_argument(
-        "--context-tokens",
-        type=int,
-        default=DEFAULT_SETTINGS.prompt_tokens,
-        help=f"prompt budget for the file around the cursor (default {DEFAULT_SETTINGS.prompt_tokens})",
-    )
-    p.add_argument("--n-ctx", type=int, default=4096, help="context window of the in-process model")
-    p.set_defaults(func=complete_command)
-
-
-def complete_command(ns: argparse.Namespace) -> int:
-    args = CompleteArgs(
-        file=ns.file,
-        line=ns.line,
-        col=ns.col,
-        model=ns.model,
-        url=ns.url,
-        max_tokens=ns.max_tokens,
-        context_tokens=ns.context_tokens,
-        n_ctx=ns.n_ctx,
-    )
-    return complete(args)
 
 
 def complete(args: CompleteArgs, *, backend: Backend | None = None, out: TextIO | None = None) -> int:

@@ -7,13 +7,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from potion.cli_args import add_command, arg
 from potion.errors import InvalidSource
 
 
 @dataclass
 class BuildArgs:
-    src: Path
-    out: Path | None = None
+    """The flags of `potion docs-index build`."""
+
+    src: Path = arg("Elixir source tree (lib/*/lib) or a folder of .ex files", positional=True, metavar="SRC")
+    out: Path | None = arg("output .json.gz (default: the shipped index)", default=None, short="-o")
 
     def __post_init__(self) -> None:
         if not self.src.exists():
@@ -45,12 +48,11 @@ def build(args: BuildArgs) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("docs-index", help="build the Elixir docs index used by hover/completion")
     sub = parser.add_subparsers(dest="docs_command", metavar="ACTION")
-    b = sub.add_parser("build", help="rebuild the index from an Elixir source tree (or any folder of .ex)")
-    b.add_argument(
-        "src", type=Path, metavar="SRC", help="Elixir source tree (lib/*/lib) or a folder of .ex files"
+    add_command(
+        sub,
+        "build",
+        BuildArgs,
+        build,
+        help="rebuild the index from an Elixir source tree (or any folder of .ex)",
     )
-    b.add_argument(
-        "-o", "--out", type=Path, default=None, help="output .json.gz (default: the shipped index)"
-    )
-    b.set_defaults(func=lambda ns: build(BuildArgs(ns.src, ns.out)))
     parser.set_defaults(func=lambda ns: parser.print_help() or 0)

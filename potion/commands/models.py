@@ -5,42 +5,64 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from potion import registry
+from potion.cli_args import add_command, arg
 
 _STATE_STYLE = {"ready": "green", "unverified": "yellow", "not assembled": "yellow", "wheels missing": "red"}
+
+
+_SPEC_HELP = f"registry name (default {registry.DEFAULT_MODEL}), hf:OWNER/REPO/FILE.gguf or a path"
+
+
+@dataclass
+class ListArgs:
+    json: bool = arg("one JSON object per model, for scripts", default=False)
+
+
+@dataclass
+class PullArgs:
+    name: str = arg(_SPEC_HELP, default=registry.DEFAULT_MODEL, positional=True)
+    progress: bool = arg("a progress bar", default=True)
+
+
+@dataclass
+class VerifyArgs:
+    name: str = arg(_SPEC_HELP, default=registry.DEFAULT_MODEL, positional=True)
+
+
+@dataclass
+class PathArgs:
+    name: str = arg(_SPEC_HELP, default=registry.DEFAULT_MODEL, positional=True)
+    pull: bool = arg("assemble or download the model if needed (--no-pull fails instead)", default=True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="list, pull, verify and locate models")
     parser.set_defaults(func=lambda _args: parser.print_help() or 0)
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
-
-    p = sub.add_parser("list", help="registry models, their size, source and state")
-    p.add_argument("--json", action="store_true", help="one JSON object per model, for scripts")
-    p.set_defaults(func=list_command)
-
-    spec_help = f"registry name (default {registry.DEFAULT_MODEL}), hf:OWNER/REPO/FILE.gguf or a path"
-    p = sub.add_parser("pull", help="assemble a registry model or download an hf: model")
-    p.add_argument("name", nargs="?", default=registry.DEFAULT_MODEL, help=spec_help)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=pull_command)
-
-    p = sub.add_parser("verify", help="re-hash a model fully and check its GGUF header")
-    p.add_argument("name", nargs="?", default=registry.DEFAULT_MODEL, help=spec_help)
-    p.set_defaults(func=verify_command)
-
-    p = sub.add_parser("path", help="print the verified path of a model (assembling it if needed)")
-    p.add_argument("name", nargs="?", default=registry.DEFAULT_MODEL, help=spec_help)
-    p.add_argument("--no-pull", action="store_true", help="fail instead of assembling or downloading")
-    p.set_defaults(func=path_command)
+    add_command(sub, "list", ListArgs, list_command, help="registry models, their size, source and state")
+    add_command(
+        sub, "pull", PullArgs, pull_command, help="assemble a registry model or download an hf: model"
+    )
+    add_command(
+        sub, "verify", VerifyArgs, verify_command, help="re-hash a model fully and check its GGUF header"
+    )
+    add_command(
+        sub,
+        "path",
+        PathArgs,
+        path_command,
+        help="print the verified path of a model (assembling it if needed)",
+    )
 
 
-def list_command(args: argparse.Namespace) -> int:
+def list_command(args: ListArgs) -> int:
     rows = registry.list_models()
     if args.json:
         for row in rows:
@@ -84,18 +106,18 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def pull_command(args: argparse.Namespace) -> int:
-    path = registry.pull(args.name, progress=not args.no_progress)
+def pull_command(args: PullArgs) -> int:
+    path = registry.pull(args.name, progress=args.progress)
     print(path)
     return 0
 
 
-def verify_command(args: argparse.Namespace) -> int:
+def verify_command(args: VerifyArgs) -> int:
     path = registry.verify(args.name, progress=True)
     print(f"ok {path}")
     return 0
 
 
-def path_command(args: argparse.Namespace) -> int:
-    print(registry.resolve(args.name, pull=not args.no_pull))
+def path_command(args: PathArgs) -> int:
+    print(registry.resolve(args.name, pull=args.pull))
     return 0

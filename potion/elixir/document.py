@@ -1,10 +1,15 @@
-"""An open document that re-parses incrementally after each edit (what the language server keeps)."""
+"""An open document that re-parses incrementally after each edit (what the language server keeps).
+
+An edit inside a function body is also re-analysed incrementally (`potion.elixir.incremental`): the
+previous analysis with its positions moved. Any other edit is analysed from the re-parsed tree.
+"""
 
 from __future__ import annotations
 
 from tree_sitter import Point
 
 from potion.elixir.analysis import analyze_tree, parse, to_bytes
+from potion.elixir.incremental import Edit, reanalyze
 from potion.elixir.model import Scope, SourceAnalysis
 from potion.elixir.positions import LineIndex
 from potion.elixir.scope import scope_at
@@ -42,7 +47,7 @@ class Document:
         encoding: str | None = None,
     ) -> SourceAnalysis:
         """Replace the range (0-based, in `encoding` units) with `new_text`, re-parse re-using the old
-        tree, and re-analyse. Out-of-range positions clamp to the document end."""
+        tree, and re-analyse what the edit touched. Out-of-range positions clamp to the document end."""
         enc = encoding or self.encoding
         lines: LineIndex = self.analysis.lines
         start = lines.offset(start_line, start_character, enc)
@@ -59,9 +64,13 @@ class Document:
             old_end_point=_point(old, end),
             new_end_point=_point(new, new_end),
         )
+        old_tree = self.tree
         self.data = new
-        self.tree = parse(new, self.tree)
-        self.analysis = analyze_tree(self.tree, new, path=self.path)
+        self.tree = parse(new, old_tree)
+        lines_delta = inserted.count(b"\n") - old.count(b"\n", start, end)
+        change = Edit(start, end, new_end, lines_delta)
+        analysis = reanalyze(self.analysis, old_tree, self.tree, new, change)
+        self.analysis = analysis if analysis is not None else analyze_tree(self.tree, new, path=self.path)
         return self.analysis
 
     def scope_at(self, line: int, character: int, *, encoding: str | None = None) -> Scope:

@@ -44,10 +44,6 @@ class LineIndex:
             pos = find(b"\n", pos + 1)
         self.starts = starts
 
-    @property
-    def line_count(self) -> int:
-        return len(self.starts)
-
     def line_bytes(self, line: int) -> bytes:
         """The bytes of `line` without its line terminator (`\\n` or `\\r\\n`)."""
         start = self.starts[line]

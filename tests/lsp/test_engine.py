@@ -109,13 +109,25 @@ async def test_newer_request_cancels_running_generation_and_only_one_runs():
 
 
 async def test_generation_does_not_block_the_event_loop():
-    eng = engine(FakeBackend([LONG], token_delay=0.01), max_tokens=60, time_budget_ms=60_000)
+    # The model call waits until this coroutine, on the event loop, lets it go: were generation run on
+    # the loop, the two would never meet (the gate times out and the suggestion is lost).
+    backend = FakeBackend([ANSWER])
+    entered, release = threading.Event(), threading.Event()
+    original = backend.complete
+
+    def gated(*args, **kwargs):
+        entered.set()
+        assert release.wait(10), "the event loop never ran while the model generated"
+        yield from original(*args, **kwargs)
+
+    backend.complete = gated
+    eng = engine(backend)
     task = asyncio.ensure_future(eng.suggest(request()))
-    ticks = 0
-    while not task.done():
-        await asyncio.sleep(0.005)
-        ticks += 1
-    assert ticks > 20  # the loop kept running while ~0.6 s of tokens streamed
+    assert await asyncio.to_thread(entered.wait, 10)
+    assert not task.done() and eng.busy.is_set()  # mid-generation, and this coroutine still runs
+    release.set()
+    suggestion = await task
+    assert suggestion is not None and suggestion.text == "GenServer.call(__MODULE__, :increment)"
 
 
 async def test_time_budget_stops_generation_with_partial_text():

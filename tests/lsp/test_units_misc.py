@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 from lsp.context import RecentChunks, lines_around
+from lsp.engine import EngineConfig
 from lsp.errors import ConfigError, TelemetryError
 from lsp.lifecycle import ServerConfig, parse_settings
 from lsp.telemetry import Record, Telemetry, summary
@@ -43,7 +44,10 @@ def test_ring_buffer_replaces_overlapping_chunk_of_same_file():
 
 def test_settings_flat_nested_camel_and_snake():
     config = parse_settings({"potion": {"debounceMs": 80, "max_tokens": 32, "hover": False}})
-    assert (config.debounce_ms, config.max_tokens, config.hover) == (80, 32, False)
+    assert (config.engine.debounce_ms, config.engine.max_tokens, config.hover) == (80, 32, False)
+    # The engine's settings nest in the server's: one change leaves the engine's other defaults alone.
+    assert config.engine == EngineConfig(debounce_ms=80, max_tokens=32)
+    assert parse_settings({"aiItemWaitMs": 0}, config).engine == config.engine
     assert parse_settings({"backendUrl": "http://127.0.0.1:8080"}).backend_url == "http://127.0.0.1:8080"
     assert parse_settings(None) == ServerConfig()
     assert parse_settings({"unknownThing": 1}) == ServerConfig()
@@ -92,6 +96,16 @@ def test_telemetry_on_a_corrupt_file_is_a_clear_error(tmp_path):
         Telemetry(path)
     assert str(path) in info.value.user_message()
     assert path.read_bytes().startswith(b"this is not")  # nothing of the user's is overwritten
+
+
+def test_telemetry_from_a_newer_potion_is_a_clear_error(tmp_path):
+    path = tmp_path / "t.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 40")
+    db.close()
+    with pytest.raises(TelemetryError) as info:
+        Telemetry(path)
+    assert "newer than this Potion's 2" in info.value.user_message()
 
 
 def test_summary_without_a_database():

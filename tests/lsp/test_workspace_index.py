@@ -218,3 +218,56 @@ def test_first_parse_of_a_huge_buffer_does_not_block_completion(monkeypatch: pyt
     index.open_document("file:///huge.ex", lambda: WORKER)
     assert index.analysis("file:///huge.ex", stale_ok=True) is None  # parsing started, not awaited
     assert index.analysis("file:///huge.ex").modules[0].name == "MyApp.Worker"
+
+
+def test_the_index_follows_document_events_and_files_changed_outside(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "proj")
+    texts: dict[str, str] = {}
+    index = WorkspaceIndex(stdlib=False, text_of=texts.__getitem__)
+    index.start([root, tmp_path / "gone"])  # a folder that does not exist is left out
+    assert index.scanned.wait(10) and index.roots == [root]
+    uri = (root / "lib" / "my_app" / "worker.ex").as_uri()
+    texts[uri] = WORKER.replace("def run(job)", "def run_now(job)")
+    index.document_event("open", uri)  # the unsaved buffer replaces the file on disk
+    assert [f.name for f in index.functions("MyApp.Worker")] == ["retry", "run_now"]
+    texts[uri] = WORKER.replace("def run(job)", "def run_later(job)")
+    index.document_event("change", uri)
+    index.file_changed(uri, deleted=True)  # an open buffer is the truth until it is closed
+    assert [f.name for f in index.functions("MyApp.Worker")] == ["retry", "run_later"]
+    index.document_event("close", uri)  # back to the file on disk
+    assert [f.name for f in index.functions("MyApp.Worker")] == ["retry", "run"]
+    fresh = root / "lib" / "fresh.ex"
+    fresh.write_text("defmodule MyApp.Fresh do\n  def hello, do: :hi\nend\n")
+    index.file_changed(fresh.as_uri(), deleted=False)
+    assert index.module("MyApp.Fresh") is not None
+    fresh.unlink()
+    index.file_changed(fresh.as_uri(), deleted=True)
+    assert index.module("MyApp.Fresh") is None
+    outside = tmp_path / "elsewhere.ex"
+    outside.write_text("defmodule Elsewhere do\nend\n")
+    index.file_changed(outside.as_uri(), deleted=False)  # not in a workspace folder: not indexed
+    assert index.module("Elsewhere") is None
+
+
+def test_the_server_owns_its_index_and_watches_files_with_hover_off(tmp_path: Path) -> None:
+    import dataclasses
+
+    from lsprotocol import types
+
+    from lsp.server import create_server
+
+    root = make_project(tmp_path / "proj")
+    server = create_server()
+    server.config = dataclasses.replace(server.config, hover=False)
+    server.workspace_index.start([root])
+    assert server.workspace_index.scanned.wait(10)
+    fresh = root / "lib" / "fresh.ex"
+    fresh.write_text("defmodule MyApp.Fresh do\nend\n")
+    watched = server.protocol.fm.features[types.WORKSPACE_DID_CHANGE_WATCHED_FILES]
+    watched(
+        types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=fresh.as_uri(), type=types.FileChangeType.Created)]
+        )
+    )
+    assert server.workspace_index.module("MyApp.Fresh") is not None
+    server.close()

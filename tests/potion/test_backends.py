@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from potion.backends import Backend, LlamaCppBackend, OpenAIBackend, open_backend
+from potion.backends import Backend, CancelToken, FakeBackend, LlamaCppBackend, OpenAIBackend, open_backend
 from potion.backends.stops import StopMatcher
 from potion.errors import BackendUnavailable, ModelCorrupt, ModelNotFound
 
@@ -43,27 +43,45 @@ def test_stop_matcher_holds_back_only_possible_stops() -> None:
 
 
 def test_open_backend_with_url_is_http_and_lazy() -> None:
-    # Nothing listens on port 9: constructing must not contact the server, and a runtime Protocol check
-    # (which reads `info` on Python 3.11) must not raise either.
+    # Nothing listens on port 9: constructing and reading `info` must not contact the server.
     backend = open_backend("qwen2.5-coder:7b", url="http://127.0.0.1:9/v1")
-    assert isinstance(backend, OpenAIBackend) and isinstance(backend, Backend)
+    assert isinstance(backend, OpenAIBackend)
     assert backend.base_url == "http://127.0.0.1:9" and backend.model == "qwen2.5-coder:7b"
     assert backend.info.family == "qwen2.5-coder" and backend.info.n_ctx == 4096  # provisional
     with pytest.raises(BackendUnavailable):
         backend.load()
 
 
-def test_openai_backend_satisfies_the_protocol() -> None:
+def drive(backend: Backend) -> tuple[str, str, list[int]]:
+    """Everything a caller of the Backend protocol does: load, complete, chat, tokenize, stats, close."""
+    backend.load()
+    try:
+        completed = "".join(backend.complete("x = ", max_tokens=8, stop=["\n\n"], cancel=CancelToken()))
+        answered = "".join(backend.chat([{"role": "user", "content": "hi"}], max_tokens=8))
+        tokens = backend.tokenize("abc")
+        assert backend.last_stats.completion_tokens >= 1 and backend.info.n_ctx > 0
+    finally:
+        backend.close()
+    return completed, answered, tokens
+
+
+def test_openai_backend_works_through_the_protocol() -> None:
     from fakes_openai import FakeOpenAIServer
 
-    with FakeOpenAIServer() as server:
-        assert isinstance(OpenAIBackend(server.url), Backend)
+    with FakeOpenAIServer(pieces=["def", " x"], tokenize=True) as server:
+        completed, answered, tokens = drive(OpenAIBackend(server.url))
+    assert completed == "def x" and answered == "def x" and len(tokens) == 3
+
+
+def test_fake_backend_works_through_the_protocol() -> None:
+    completed, answered, tokens = drive(FakeBackend("def x"))
+    assert completed == "def x" and answered == "def x" and tokens
 
 
 def test_open_backend_resolves_a_local_gguf_without_loading_it(make_gguf) -> None:
     path = make_gguf("tiny.gguf", metadata={"general.architecture": "qwen2"}, tensors=[("t", [32], 0)])
     backend = open_backend(str(path), n_ctx=512)
-    assert isinstance(backend, LlamaCppBackend) and isinstance(backend, Backend)
+    assert isinstance(backend, LlamaCppBackend)
     assert backend.model_path == path and backend.n_ctx == 512 and backend._llm is None
     assert backend.info.family == "unknown" and backend.info.n_ctx == 512  # from the header, still lazy
     assert backend._llm is None

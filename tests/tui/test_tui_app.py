@@ -87,6 +87,7 @@ async def test_question_streams_renders_elixir_and_is_saved(make_app, wait_for) 
         assert status.tokens_per_s > 0 and "tok/s" in str(status.render())
         assert app.screen.prompt.text == ""
         assert app.store.sessions()[0].title == "How do I keep state?"
+        assert app.store.sessions()[0].model == "fake-coder"  # which model answered this chat
 
 
 async def test_question_is_saved_before_the_model_answers(make_app, wait_for) -> None:
@@ -221,6 +222,7 @@ async def test_model_command_switches_lists_and_survives_a_bad_model(make_app, w
         assert app.screen.status.context_size == 2048
         await say(pilot, wait_for, "hi")
         assert views(app)[-1].content == "from other"
+        assert app.store.sessions()[0].model == "other"
         await say(pilot, wait_for, "/model broken")
         await wait_for(pilot, lambda: any("cannot load broken" in e for e in errors(app)), what="error")
         assert app.model_name == "other" and app.backend is not None  # still usable

@@ -67,8 +67,15 @@ def test_bad_flags_name_the_flag(argv: list[str], flag: str, capsys, potion_home
     assert flag in capsys.readouterr().err
 
 
-def test_chat_args_accept_defaults() -> None:
-    ChatArgs(None, None, None, None, 768, 4096)
+def test_chat_flags_and_defaults_come_from_chat_args() -> None:
+    from potion.cli import build_parser
+    from potion.cli_args import from_namespace
+
+    parser = build_parser()
+    args = from_namespace(ChatArgs, parser.parse_args(["chat"]))
+    assert args == ChatArgs() and (args.max_tokens, args.n_ctx, args.once) == (768, 4096, None)
+    given = from_namespace(ChatArgs, parser.parse_args(["chat", "--max-tokens", "99", "--once", "q"]))
+    assert (given.max_tokens, given.once, given.n_ctx) == (99, "q", 4096)
 
 
 def test_answer_once_refuses_a_question_too_large() -> None:

@@ -275,6 +275,9 @@ class ChatScreen(SlashCommands, Screen[None]):
             self._check_fits(text)
             session = self.ensure_session(text)
             stored = self.store.add_message(session.id, "user", text)
+            if session.model != self.app.model_name:  # sessions.model: which model answers this chat
+                self.store.set_model(session.id, self.app.model_name)
+                session.model = self.app.model_name
         except PotionError as exc:
             self.error(exc)
             return False
