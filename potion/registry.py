@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from potion import settings
+from potion import exported, settings
 from potion.errors import ModelCorrupt, ModelDownloadError, ModelNotFound
-from potion.gguf_header import check_gguf
+from potion.gguf_header import check_gguf, read_metadata
 from potion.hub import byte_progress, cached_sha256, download, is_hf_spec, parse_hf_spec
 
 try:  # advisory lock so two processes do not assemble the same model at once (POSIX only)
@@ -115,6 +115,11 @@ def resolve(spec: str | None = None, *, pull: bool = True, progress: bool = Fals
     ModelDownloadError, each with a one-line fix.
     """
     spec = DEFAULT_MODEL if spec is None or not str(spec).strip() else str(spec).strip()
+    if split_adapter_spec(spec)[1] is not None:
+        raise ModelNotFound(
+            f"{spec!r} names a base and an adapter, two files",
+            hint="open it with potion.backends.open_backend, or resolve it with registry.resolve_model",
+        )
     model = _registry_model(spec)
     if model is not None:
         path = cached_path(model)
@@ -135,7 +140,40 @@ def resolve(spec: str | None = None, *, pull: bool = True, progress: bool = Fals
         path = download(spec, pull=pull, progress=progress)
         check_gguf(path)
         return path
-    return _local(spec)
+    return _exported_or_local(spec)
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model spec resolved: the GGUF to load and, for `BASE + ADAPTER`, the LoRA GGUF to apply."""
+
+    path: Path
+    adapter: Path | None = None
+
+
+def split_adapter_spec(spec: str) -> tuple[str, str | None]:
+    """`"base + adapter"` -> ("base", "adapter"); a spec without `+`, or a file whose name has one, -> (spec, None)."""
+    base, plus, adapter = spec.rpartition("+")
+    if not plus or not base.strip() or not adapter.strip() or Path(spec).expanduser().exists():
+        return spec, None
+    return base.strip(), adapter.strip()
+
+
+def resolve_model(spec: str | None = None, *, pull: bool = True, progress: bool = False) -> ResolvedModel:
+    """Like `resolve`, and also `BASE + ADAPTER`: ADAPTER an export name (its LoRA GGUF) or a LoRA .gguf path."""
+    base, adapter = split_adapter_spec(DEFAULT_MODEL if spec is None else str(spec))
+    path = resolve(base, pull=pull, progress=progress)
+    if adapter is None:
+        return ResolvedModel(path)
+    lora = exported.resolve(adapter, lora=True)
+    if lora is None:
+        lora = _local(adapter)
+        if read_metadata(lora, keys={"general.type"}).get("general.type") != "adapter":
+            raise ModelNotFound(
+                f"{adapter} is a model, not a LoRA adapter GGUF",
+                hint="name an export (`potion export` writes NAME-lora.gguf) or the path of an adapter .gguf",
+            )
+    return ResolvedModel(path, lora)
 
 
 def pull(name: str, *, progress: bool = True) -> Path:
@@ -149,7 +187,7 @@ def pull(name: str, *, progress: bool = True) -> Path:
         path = download(name, pull=True, progress=progress)
         check_gguf(path)
         return path
-    return _local(name)  # nothing to fetch for a file on disk: check it like resolve() does
+    return _exported_or_local(name)  # nothing to fetch for a file on disk: check it like resolve() does
 
 
 def verify(name: str, *, progress: bool = False) -> Path:
@@ -179,7 +217,8 @@ def verify(name: str, *, progress: bool = False) -> Path:
             )
         check_gguf(path)
         return path
-    return _local(name)
+    path = exported.resolve(name, lora=name.lower().endswith(":lora"), rehash=True)
+    return path if path is not None else _local(name)
 
 
 def list_models() -> list[ModelStatus]:
@@ -206,6 +245,19 @@ def list_models() -> list[ModelStatus]:
                 default=model.name == DEFAULT_MODEL,
             )
         )
+    for export in exported.list_exports():
+        for kind, entry in export.files.items():
+            ok = exported.verified_sha256(entry.path) == entry.sha256
+            rows.append(
+                ModelStatus(
+                    name=f"{export.name}:{kind}",
+                    title=f"{export.title} ({kind}{', default' if kind == export.default else ''})",
+                    size=entry.size,
+                    source=f"export {export.folder}",
+                    state=("ready" if ok else "unverified") if entry.path.exists() else "missing",
+                    path=entry.path if entry.path.exists() else None,
+                )
+            )
     return rows
 
 
@@ -408,6 +460,14 @@ def _remove_stale_partials(dest: Path) -> None:
 # --- local paths ----------------------------------------------------------------------------------
 
 
+def _exported_or_local(spec: str) -> Path:
+    if "/" not in spec and "\\" not in spec and not spec.lower().endswith(".gguf"):
+        path = exported.resolve(spec)
+        if path is not None:
+            return path
+    return _local(spec)
+
+
 def _local(spec: str) -> Path:
     path = Path(spec).expanduser()
     if not path.exists() and not path.is_symlink():
@@ -417,12 +477,13 @@ def _local(spec: str) -> Path:
 
 
 def _unknown(spec: str) -> ModelNotFound:
-    close = difflib.get_close_matches(spec.lower(), list(MODELS), n=1, cutoff=0.6)
+    known = list(MODELS) + [e.name for e in exported.list_exports()]
+    close = difflib.get_close_matches(spec.lower(), known, n=1, cutoff=0.6)
     if close:
         return ModelNotFound(
             f"no model named {spec!r}", hint=f"did you mean {close[0]}? see `potion models list`"
         )
-    names = ", ".join(MODELS)
+    names = ", ".join(known)
     return ModelNotFound(
         f"no model named {spec!r} and no such file",
         hint=f"use a registry name ({names}), hf:OWNER/REPO/FILE.gguf, or the path of a .gguf file",
@@ -434,12 +495,15 @@ __all__ = [
     "MODELS",
     "ModelStatus",
     "RegistryModel",
+    "ResolvedModel",
     "chunk_paths",
     "cached_path",
     "list_models",
     "parse_hf_spec",
     "pull",
     "resolve",
+    "resolve_model",
     "sha256_file",
+    "split_adapter_spec",
     "verify",
 ]

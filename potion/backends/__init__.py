@@ -12,13 +12,15 @@ def open_backend(model: str | None = None, *, url: str | None = None, n_ctx: int
     """The backend for a model spec or a server URL. Lazy: no model is loaded until `load()` or a call.
 
     With `url`, `model` is the name the server knows the model by (optional for llama-server). Otherwise
-    `model` is a registry name, `hf:` spec or local path, resolved (and assembled if needed) to a GGUF.
+    `model` is a registry name, an exported model's name, `hf:` spec or local path, resolved (and
+    assembled if needed) to a GGUF; `BASE + ADAPTER` also loads a LoRA adapter GGUF on the base.
     """
     if url:
         return OpenAIBackend(url, model=model, n_ctx=n_ctx)
     from potion import registry  # the registry imports hub machinery the HTTP path never needs
 
-    return LlamaCppBackend(registry.resolve(model), n_ctx=n_ctx)
+    resolved = registry.resolve_model(model)
+    return LlamaCppBackend(resolved.path, n_ctx=n_ctx, lora_path=resolved.adapter)
 
 
 __all__ = [

