@@ -73,7 +73,9 @@ def exports_dir() -> Path:
 def check_name(name: str) -> str:
     """An export name: lower-case letters, digits, `.`, `_`, `-`; ValueError otherwise."""
     if not NAME_RE.match(name):
-        raise ValueError(f"{name!r} is not a valid export name (a-z, 0-9, '.', '_', '-'; up to 64 characters)")
+        raise ValueError(
+            f"{name!r} is not a valid export name (a-z, 0-9, '.', '_', '-'; up to 64 characters)"
+        )
     return name
 
 
@@ -126,7 +128,7 @@ def resolve(spec: str, *, lora: bool = False, rehash: bool = False) -> Path | No
     if kind == LORA and not lora:
         raise ModelNotFound(
             f"{spec} is a LoRA adapter, not a model",
-            hint=f"load it on its base: BASE + {name} (e.g. {export.record.get('base', {}).get('spec', 'BASE')} + {name})",
+            hint=f"load it on its base: {(export.record.get('base') or {}).get('spec') or 'BASE'} + {name}",
         )
     entry = export.file(kind)
     if rehash:

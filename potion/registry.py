@@ -152,7 +152,7 @@ class ResolvedModel:
 
 
 def split_adapter_spec(spec: str) -> tuple[str, str | None]:
-    """`"base + adapter"` -> ("base", "adapter"); a spec without `+`, or a file whose name has one, -> (spec, None)."""
+    """`"base + adapter"` -> ("base", "adapter"); no `+`, or a file with one in its name: (spec, None)."""
     base, plus, adapter = spec.rpartition("+")
     if not plus or not base.strip() or not adapter.strip() or Path(spec).expanduser().exists():
         return spec, None
@@ -160,7 +160,7 @@ def split_adapter_spec(spec: str) -> tuple[str, str | None]:
 
 
 def resolve_model(spec: str | None = None, *, pull: bool = True, progress: bool = False) -> ResolvedModel:
-    """Like `resolve`, and also `BASE + ADAPTER`: ADAPTER an export name (its LoRA GGUF) or a LoRA .gguf path."""
+    """Like `resolve`, and also `BASE + ADAPTER`: ADAPTER an export (its LoRA GGUF) or a LoRA .gguf path."""
     base, adapter = split_adapter_spec(DEFAULT_MODEL if spec is None else str(spec))
     path = resolve(base, pull=pull, progress=progress)
     if adapter is None:

@@ -38,7 +38,9 @@ def weights_sha256(hf_dir: Path) -> str:
     """sha256 over the checkpoint's weight files (`*.safetensors`, by name), bytes in that order."""
     files = sorted(Path(hf_dir).glob("*.safetensors"))
     if not files:
-        raise AdapterNotFound(f"{hf_dir} has no .safetensors weights", hint="point the adapter at its HF base")
+        raise AdapterNotFound(
+            f"{hf_dir} has no .safetensors weights", hint="point the adapter at its HF base"
+        )
     h = hashlib.sha256()
     for path in files:
         with open(path, "rb") as f:
@@ -52,7 +54,9 @@ def architecture(hf_dir: Path) -> str:
     try:
         config = json.loads((Path(hf_dir) / "config.json").read_text())
     except (OSError, ValueError) as exc:
-        raise AdapterNotFound(f"cannot read {hf_dir}/config.json: {exc}", hint="is it an HF checkpoint?") from exc
+        raise AdapterNotFound(
+            f"cannot read {hf_dir}/config.json: {exc}", hint="is it an HF checkpoint?"
+        ) from exc
     arch = (config.get("architectures") or ["?"])[0]
     if arch not in SUPPORTED_ARCHITECTURES:
         raise UnsupportedArchitecture(
@@ -105,7 +109,9 @@ def read_adapter(folder: Path) -> Adapter:
             hint="re-run `potion train`, which writes it with the adapter",
         ) from exc
     if not (folder / "adapter_config.json").is_file():
-        raise AdapterNotFound(f"{folder} has no adapter_config.json", hint="it must be a peft save_pretrained folder")
+        raise AdapterNotFound(
+            f"{folder} has no adapter_config.json", hint="it must be a peft save_pretrained folder"
+        )
     return Adapter(
         id=str(sidecar.get("id") or folder.parent.name),
         dir=folder,

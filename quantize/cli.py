@@ -19,9 +19,13 @@ OUTTYPES = ("f16", "bf16", "f32")
 
 @dataclass
 class ExportArgs:
-    source: str = arg("a run directory of `potion train`, its adapter/ folder, or an adapter id", positional=True)
+    source: str = arg(
+        "a run directory of `potion train`, its adapter/ folder, or an adapter id", positional=True
+    )
     quant: list[str] = arg(
-        f"quantized types to make ({', '.join(QUANT_TYPES)})", default_factory=lambda: list(DEFAULT_QUANTS), sep=","
+        f"quantized types to make ({', '.join(QUANT_TYPES)})",
+        default_factory=lambda: list(DEFAULT_QUANTS),
+        sep=",",
     )
     name: str | None = arg("registry name of the export (default: the adapter id)", default=None)
     outtype: str = arg("precision of the converted GGUF", default="f16", choices=OUTTYPES)

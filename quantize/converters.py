@@ -20,6 +20,7 @@ import hashlib
 import html.parser
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -81,9 +82,9 @@ def converters_dir() -> Path:
 
 def index_url() -> str:
     """The package index: $POTION_PACKAGE_INDEX, else $PIP_INDEX_URL, else PyPI."""
-    return (os.environ.get("POTION_PACKAGE_INDEX") or os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX).rstrip(
-        "/"
-    )
+    return (
+        os.environ.get("POTION_PACKAGE_INDEX") or os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX
+    ).rstrip("/")
 
 
 def fetch_converters(
@@ -126,23 +127,45 @@ def run_converter(
 ) -> None:
     """Run one of the converters in a subprocess; ConversionFailed with its last lines on failure.
 
-    With `progress` its own tqdm bar goes to our stderr; its log lines are kept for the error message.
+    With `progress` the converter's own tqdm bar (its `Writing:` line, with ETA) is shown on our stderr;
+    its per-tensor log lines are kept only for the error message.
     """
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(converters.gguf_py), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([str(converters.gguf_py), env.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
     env.pop("NO_LOCAL_GGUF", None)  # else the scripts would skip their sibling (vendored) gguf-py
     cmd = [sys.executable, str(script), *map(str, args)]
-    with tempfile.TemporaryFile(mode="w+b") as log:
-        proc = subprocess.run(
-            cmd, stdout=log, stderr=None if progress else log, env=env, cwd=converters.root, check=False
+    log: list[str] = []
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=converters.root, bufsize=0
+    )
+    assert proc.stdout is not None
+    pending = b""
+    try:
+        while chunk := proc.stdout.read(4096):
+            pending += chunk
+            *lines, pending = re.split(rb"[\r\n]", pending)
+            for raw in lines:
+                line = raw.decode("utf-8", "replace")
+                if line.startswith("Writing:"):
+                    if progress:
+                        sys.stderr.write("\r" + line)
+                        sys.stderr.flush()
+                elif line.strip():
+                    log.append(line)
+        rc = proc.wait()
+    except BaseException:
+        proc.kill()  # Ctrl-C or a kill of ours: leave no converter writing behind us
+        proc.wait()
+        raise
+    if progress:
+        sys.stderr.write("\n")
+    if rc != 0:
+        raise ConversionFailed(
+            f"{script.name} failed (exit {rc}): " + " | ".join(log[-4:]),
+            hint="the base model or adapter may be damaged or of a shape llama.cpp does not convert",
         )
-        if proc.returncode != 0:
-            log.seek(0)
-            tail = log.read().decode("utf-8", "replace").strip().splitlines()[-6:]
-            raise ConversionFailed(
-                f"{script.name} failed (exit {proc.returncode}): " + " | ".join(tail),
-                hint="see the lines above; the base model or adapter may be damaged or of another shape",
-            )
 
 
 # --- fetching -----------------------------------------------------------------------------------
@@ -177,7 +200,9 @@ def _download(index: str, dest: Path, expected: str, *, progress: bool) -> None:
             with client.stream("GET", url) as resp, open(dest, "wb") as out:
                 resp.raise_for_status()
                 total = int(resp.headers.get("content-length") or 0) or None
-                with byte_progress(f"fetching llama.cpp converters ({SDIST})", total, enabled=progress) as adv:
+                with byte_progress(
+                    f"fetching llama.cpp converters ({SDIST})", total, enabled=progress
+                ) as adv:
                     for block in resp.iter_bytes(_BLOCK):
                         h.update(block)
                         out.write(block)

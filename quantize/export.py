@@ -106,7 +106,9 @@ def export_adapter(
     return export
 
 
-def _build(folder: Path, name: str, adapter: Adapter, conv: Converters, opts: ExportOptions) -> dict[str, Any]:
+def _build(
+    folder: Path, name: str, adapter: Adapter, conv: Converters, opts: ExportOptions
+) -> dict[str, Any]:
     say = _Say(opts.progress)
     hf = folder / "hf"
     if not (hf / "config.json").is_file():
@@ -118,7 +120,10 @@ def _build(folder: Path, name: str, adapter: Adapter, conv: Converters, opts: Ex
         say(f"converting to GGUF {opts.outtype} with llama.cpp's convert_hf_to_gguf.py")
         with _partial(converted) as tmp:
             run_converter(
-                conv, conv.hf_to_gguf, ["--outfile", tmp, "--outtype", opts.outtype, hf], progress=opts.progress
+                conv,
+                conv.hf_to_gguf,
+                ["--outfile", tmp, "--outtype", opts.outtype, hf],
+                progress=opts.progress,
             )
     files[opts.outtype] = _entry(converted)
     for qtype in opts.quants:
@@ -226,7 +231,8 @@ def _check_disk(folder: Path, adapter: Adapter, name: str, opts: ExportOptions) 
     need, free = needed_bytes(folder, adapter, name, opts), free_bytes(folder)
     if need > free:
         raise NotEnoughDisk(
-            f"exporting {name} needs about {need / 1e6:,.0f} MB in {folder.parent}, {free / 1e6:,.0f} MB free",
+            f"exporting {name} needs about {need / 1e6:,.0f} MB in {folder.parent}, "
+            f"{free / 1e6:,.0f} MB free",
             hint="free some space, export fewer --quant types, or set POTION_HOME to a larger disk",
         )
 

@@ -27,7 +27,15 @@ FTYPES: dict[str, int] = {
 }
 QUANT_TYPES = ("q8_0", "q6_k", "q5_k_m", "q4_k_m")
 # Bits per weight, for the disk-space estimate before writing (llama.cpp's own table, rounded up).
-BITS_PER_WEIGHT = {"f32": 32.0, "f16": 16.0, "bf16": 16.0, "q8_0": 8.5, "q6_k": 6.6, "q5_k_m": 5.7, "q4_k_m": 4.9}
+BITS_PER_WEIGHT = {
+    "f32": 32.0,
+    "f16": 16.0,
+    "bf16": 16.0,
+    "q8_0": 8.5,
+    "q6_k": 6.6,
+    "q5_k_m": 5.7,
+    "q4_k_m": 4.9,
+}
 _TENSOR_LINE = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]")
 
 _log_lock = threading.Lock()
@@ -41,7 +49,9 @@ def _log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
         handler(text)
 
 
-def quantize_gguf(src: Path, dst: Path, qtype: str, *, threads: int | None = None, progress: bool = True) -> None:
+def quantize_gguf(
+    src: Path, dst: Path, qtype: str, *, threads: int | None = None, progress: bool = True
+) -> None:
     """Write `src` quantized to `qtype` at `dst` (the caller renames it into place once hashed)."""
     global _callback, _on_line
     import llama_cpp
@@ -71,7 +81,8 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, *, threads: int | None = Non
             _on_line = None
     if rc != 0 or not dst.is_file():
         raise ConversionFailed(
-            f"llama.cpp could not quantize {src.name} to {qtype} (code {rc})" + (f": {errors[-1]}" if errors else ""),
+            f"llama.cpp could not quantize {src.name} to {qtype} (code {rc})"
+            + (f": {errors[-1]}" if errors else ""),
             hint="check the free space and that the source GGUF loads",
         )
 

@@ -27,7 +27,9 @@ def base_dtype(hf_dir: Path) -> str:
     config = json.loads((hf_dir / "config.json").read_text())
     quant = config.get("quantization_config") or {}
     if quant:
-        method = quant.get("quant_method") or quant.get("load_in_4bit") and "bitsandbytes 4-bit" or "quantized"
+        method = (
+            quant.get("quant_method") or quant.get("load_in_4bit") and "bitsandbytes 4-bit" or "quantized"
+        )
         raise ExportError(
             f"the base {hf_dir} is stored {method}; LoRA is never merged into quantized weights",
             hint="train on (and export from) the full-precision base the trainer caches under hf-base/",

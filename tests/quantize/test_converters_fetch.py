@@ -53,7 +53,9 @@ class FakeIndex:
                     self.send_error(index.status)
                     return
                 if self.path == f"/simple/{converters.PACKAGE}/":
-                    body = f'<a href="../../files/{converters.SDIST}#sha256=00">{converters.SDIST}</a>'.encode()
+                    body = (
+                        f'<a href="../../files/{converters.SDIST}#sha256=00">{converters.SDIST}</a>'.encode()
+                    )
                 elif self.path == f"/files/{converters.SDIST}":
                     body = index.sdist
                 else:
