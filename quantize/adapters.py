@@ -35,18 +35,22 @@ class Adapter:
 
 
 def weights_sha256(hf_dir: Path) -> str:
-    """sha256 over the checkpoint's weight files (`*.safetensors`, by name), bytes in that order."""
-    files = sorted(Path(hf_dir).glob("*.safetensors"))
+    """The trainer's hash of a checkpoint's weights (trainer.model.weights_sha256's formula: for each
+    `*.safetensors` in name order, its name, a NUL and its own sha256), always recomputed here: an
+    export must notice weights that changed since training."""
+    files = sorted(Path(hf_dir).glob("*.safetensors")) or sorted(Path(hf_dir).glob("*.bin"))
     if not files:
         raise AdapterNotFound(
             f"{hf_dir} has no .safetensors weights", hint="point the adapter at its HF base"
         )
-    h = hashlib.sha256()
+    digest = hashlib.sha256()
     for path in files:
+        h = hashlib.sha256()
         with open(path, "rb") as f:
             while block := f.read(_BLOCK):
                 h.update(block)
-    return h.hexdigest()
+        digest.update(path.name.encode() + b"\0" + h.hexdigest().encode())
+    return digest.hexdigest()
 
 
 def architecture(hf_dir: Path) -> str:
@@ -88,7 +92,7 @@ def find_adapter(spec: str) -> Adapter:
         raise AdapterNotFound(
             f"no adapter {spec!r}: {exc}", hint="pass a run directory, an adapter folder or an adapter id"
         ) from exc
-    folder = getattr(record, "dir", None) or getattr(record, "path", None) if record is not None else None
+    folder = getattr(record, "adapter_dir", None) if record is not None else None
     if folder is None:
         raise AdapterNotFound(
             f"no run directory, adapter folder or adapter id {spec!r}",

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from potion import exported
+from potion import exported, registry
+from potion.errors import PotionError
+from potion.gguf_header import read_metadata
 from quantize.adapters import Adapter, check_base, find_adapter
 from quantize.converters import Converters, fetch_converters, run_converter
-from quantize.errors import ExportError, NotEnoughDisk
+from quantize.errors import ConversionFailed, ExportError, NotEnoughDisk
 from quantize.gguf_quant import BITS_PER_WEIGHT, quantize_gguf
 from quantize.merge import base_dtype, merge_adapter
 
@@ -119,12 +121,9 @@ def _build(
     if not _done(converted):
         say(f"converting to GGUF {opts.outtype} with llama.cpp's convert_hf_to_gguf.py")
         with _partial(converted) as tmp:
-            run_converter(
-                conv,
-                conv.hf_to_gguf,
-                ["--outfile", tmp, "--outtype", opts.outtype, hf],
-                progress=opts.progress,
-            )
+            args = ["--outfile", tmp, "--outtype", opts.outtype, hf]
+            run_converter(conv, conv.hf_to_gguf, args, progress=opts.progress)
+            check_tokenizer(tmp, base_gguf(adapter))
     files[opts.outtype] = _entry(converted)
     for qtype in opts.quants:
         if qtype == opts.outtype:
@@ -144,6 +143,32 @@ def _build(
             run_converter(conv, conv.lora_to_gguf, args, progress=opts.progress)
     files[exported.LORA] = _entry(lora)
     return files
+
+
+def base_gguf(adapter: Adapter) -> Path | None:
+    """The GGUF the adapter's base was rebuilt from (a registry name, hf: spec or .gguf path), if any."""
+    spec = adapter.base_spec
+    if not spec or spec.startswith("tiny:") or Path(spec).expanduser().is_dir():
+        return None
+    try:
+        return registry.resolve(spec, pull=False)
+    except PotionError:
+        return None  # not a GGUF, or not on this machine: nothing to compare with
+
+
+def check_tokenizer(converted: Path, original: Path | None) -> None:
+    """The converted GGUF must carry the tokenizer of the GGUF its base came from (same vocabulary and
+    pre-tokenizer, so the same ids on any text); checked before the file is published."""
+    if original is None:
+        return
+    keys = {"tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.merges"}
+    ours, theirs = read_metadata(converted, keys=keys), read_metadata(original, keys=keys)
+    differ = sorted(k for k in keys if ours.get(k) != theirs.get(k))
+    if differ:
+        raise ConversionFailed(
+            f"the converted GGUF's tokenizer differs from {original.name}'s ({', '.join(differ)})",
+            hint="its HF tokenizer was not rebuilt from that GGUF; retrain on the base potion train caches",
+        )
 
 
 # --- publishing ---------------------------------------------------------------------------------

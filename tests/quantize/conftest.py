@@ -53,8 +53,19 @@ def elixir_text(max_chars: int = 6000) -> str:
     """Held-out-style Elixir source with unicode: Elixir's own String module plus a line of our own."""
     path = ELIXIR_SRC / "lib" / "elixir" / "lib" / "string.ex"
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    extra = 'defmodule Café do\n  @moduledoc "Ünïcödé — ✓ 日本語 🎉 ∑"\n  def ok?(x), do: x |> Enum.map(&(&1 * 2))\nend\n'
+    extra = (
+        'defmodule Café do\n  @moduledoc "Ünïcödé — ✓ 日本語 🎉 ∑"\n'
+        "  def ok?(x), do: x |> Enum.map(&(&1 * 2))\nend\n"
+    )
     return extra + text[:max_chars]
+
+
+def default_gguf() -> Path:
+    from potion import registry
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("POTION_HOME", raising=False)
+        return registry.resolve(registry.DEFAULT_MODEL, pull=False)
 
 
 def make_adapter(arch: str, root: Path) -> tuple[Path, Path]:
@@ -68,6 +79,9 @@ def make_adapter(arch: str, root: Path) -> tuple[Path, Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("POTION_HOME", raising=False)  # the tokenizer conversion cache is the user's, shared
         base = make_tiny_model(arch, root / "base", seed=1)
+        # The tiny Qwen2's tokenizer is the default model's, rebuilt from its GGUF: name that GGUF as the
+        # base's source, so the export checks that its GGUF carries the very same tokenizer.
+        spec = str(default_gguf()) if arch == "qwen2" else None
     model = AutoModelForCausalLM.from_pretrained(base)
     lora = LoraConfig(r=8, lora_alpha=16, target_modules=LORA_TARGETS, init_lora_weights=False)
     adapter_dir = root / "run" / "adapter"
@@ -76,7 +90,7 @@ def make_adapter(arch: str, root: Path) -> tuple[Path, Path]:
         "id": f"tiny-{arch}-run",
         "run_dir": str(root / "run"),
         "base": {
-            "spec": None,
+            "spec": spec,
             "hf_dir": str(base),
             "sha256": weights_sha256(base),
             "architecture": model.config.architectures[0],

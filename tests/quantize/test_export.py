@@ -13,15 +13,21 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_adapter
+from conftest import default_gguf, make_adapter
 
 from potion import exported, registry
 from potion.cli import main
 from potion.errors import ModelNotFound
 from quantize import export as export_mod
 from quantize.adapters import SUPPORTED_ARCHITECTURES
-from quantize.errors import AdapterMismatch, ExportError, NotEnoughDisk, UnsupportedArchitecture
-from quantize.export import ExportOptions, export_adapter
+from quantize.errors import (
+    AdapterMismatch,
+    ConversionFailed,
+    ExportError,
+    NotEnoughDisk,
+    UnsupportedArchitecture,
+)
+from quantize.export import ExportOptions, check_tokenizer, export_adapter
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -53,10 +59,14 @@ def test_the_sidecar_records_hashes_sizes_and_the_converter(tiny_exports):
     tiny = tiny_exports["qwen2"]
     record = json.loads((tiny.export.folder / "export.json").read_text())
     assert record["adapter"]["id"] == "tiny-qwen2-run"
-    assert record["base"]["sha256"] == json.loads((tiny.adapter_dir / "potion_adapter.json").read_text())[
-        "base"
-    ]["sha256"]
-    assert record["converter"]["sdist_sha256"] == "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+    assert (
+        record["base"]["sha256"]
+        == json.loads((tiny.adapter_dir / "potion_adapter.json").read_text())["base"]["sha256"]
+    )
+    assert (
+        record["converter"]["sdist_sha256"]
+        == "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+    )
     assert len(record["converter"]["script_sha256"]) == 64
     assert record["quant_types"] == ["f16", "q8_0"] and record["architecture"] == "Qwen2ForCausalLM"
     for kind, entry in record["files"].items():
@@ -66,7 +76,10 @@ def test_the_sidecar_records_hashes_sizes_and_the_converter(tiny_exports):
     # The merged checkpoint: safetensors, tokenizer and chat template.
     hf = tiny.export.folder / "hf"
     assert list(hf.glob("*.safetensors")) and (hf / "tokenizer.json").is_file()
-    assert "chat_template" in (hf / "tokenizer_config.json").read_text() or (hf / "chat_template.jinja").is_file()
+    assert (
+        "chat_template" in (hf / "tokenizer_config.json").read_text()
+        or (hf / "chat_template.jinja").is_file()
+    )
 
 
 def test_exports_are_listed_and_resolved_by_name(tiny_exports, capsys):
@@ -78,6 +91,14 @@ def test_exports_are_listed_and_resolved_by_name(tiny_exports, capsys):
     assert "tiny-qwen2:q8_0" in out and "tiny-qwen2:f32" in out and "tiny-qwen2:lora" in out
     resolved = registry.resolve_model(f"{tiny.base_gguf} + tiny-qwen2")
     assert resolved.adapter == tiny.export.file("lora").path
+
+
+def test_a_tokenizer_that_is_not_the_base_ggufs_is_refused(tiny_exports):
+    qwen, mistral = tiny_exports["qwen2"], tiny_exports["mistral"]
+    assert qwen.export.record["base"]["spec"] == str(default_gguf())  # checked during its export
+    check_tokenizer(qwen.export.file("f32").path, default_gguf())
+    with pytest.raises(ConversionFailed, match="tokenizer differs from .*tokenizer.ggml.pre"):
+        check_tokenizer(mistral.export.file("f32").path, default_gguf())
 
 
 def test_a_base_whose_weights_changed_is_refused(qwen_adapter, session_env, tmp_path):
@@ -150,7 +171,11 @@ def test_kill_midway_leaves_no_final_file_and_a_rerun_finishes(qwen_adapter, con
 
 @pytest.mark.parametrize(
     ("argv", "flag"),
-    [(["--quant", "q3_k"], "--quant"), (["--name", "Bad Name"], "--name"), (["--quant", "q8_0,q8_0"], "--quant")],
+    [
+        (["--quant", "q3_k"], "--quant"),
+        (["--name", "Bad Name"], "--name"),
+        (["--quant", "q8_0,q8_0"], "--quant"),
+    ],
 )
 def test_bad_flags_exit_2_naming_the_flag(argv, flag, capsys, tmp_path):
     assert main(["export", str(tmp_path), *argv]) == 2

@@ -7,7 +7,7 @@ import unicodedata
 
 import numpy as np
 import pytest
-from conftest import ARCHS, TinyExport, elixir_text
+from conftest import ARCHS, TinyExport, default_gguf, elixir_text
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 N_TOKENS = 200
@@ -93,7 +93,9 @@ def test_gguf_tokenizer_ids_equal_hf_ids_on_elixir(tiny_exports, arch):
     # has some) tokenizes differently in both, for the original GGUF as much as for ours.
     text = unicodedata.normalize("NFC", elixir_text(20_000))
     assert "日本語" in text and "🎉" in text
-    expected = AutoTokenizer.from_pretrained(tiny.export.folder / "hf")(text, add_special_tokens=False)["input_ids"]
+    expected = AutoTokenizer.from_pretrained(tiny.export.folder / "hf")(text, add_special_tokens=False)[
+        "input_ids"
+    ]
     llm = llama_cpp.Llama(str(tiny.export.file("q8_0").path), vocab_only=True, verbose=False)
     try:
         assert llm.tokenize(text.encode(), add_bos=False, special=False) == expected
@@ -106,11 +108,7 @@ def test_an_export_from_a_gguf_base_keeps_the_gguf_tokenizer(tiny_exports):
     very ids the default model's GGUF gives."""
     import llama_cpp
 
-    from potion import registry
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("POTION_HOME")
-        original = registry.resolve(registry.DEFAULT_MODEL, pull=False)
+    original = default_gguf()
     text = elixir_text(20_000)
     ids = []
     for path in (original, tiny_exports["qwen2"].export.file("q8_0").path):
