@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -321,30 +320,18 @@ def _missing_dists(model: RegistryModel) -> list[str]:
     return [name for name in model.dists if _chunk_file(name) is None]
 
 
-def _sidecar_path(path: Path) -> Path:
-    return path.with_name(path.name + ".verified.json")
+# The per-file `.verified.json` sidecar is the one exported models use too (potion.exported).
+_sidecar_path = exported.sidecar_path
+_write_sidecar = exported.write_verified
 
 
 def _sidecar_ok(model: RegistryModel, path: Path) -> bool:
     """True when a full verification of this very file (same size and mtime) is on record."""
     try:
-        st = path.stat()
-        record = json.loads(_sidecar_path(path).read_text())
-    except (OSError, ValueError):
+        size = path.stat().st_size
+    except OSError:
         return False
-    return (
-        st.st_size == model.size == record.get("size")
-        and st.st_mtime_ns == record.get("mtime_ns")
-        and record.get("sha256") == model.sha256
-    )
-
-
-def _write_sidecar(path: Path, sha256: str) -> None:
-    st = path.stat()
-    record = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
-    tmp = _sidecar_path(path).with_suffix(".tmp")
-    tmp.write_text(json.dumps(record) + "\n")
-    os.replace(tmp, _sidecar_path(path))
+    return size == model.size and exported.verified_sha256(path) == model.sha256
 
 
 def _check_file(model: RegistryModel, path: Path, *, progress: bool) -> None:
