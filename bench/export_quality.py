@@ -63,7 +63,15 @@ def hf_base(out: Path) -> Path:
     gguf = registry.resolve()
     log(f"dequantizing {gguf.name} with transformers (gguf_file=)")
     tmp = out.with_name(out.name + ".partial")
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained: a fresh model of its config takes its weights.
+    config = loaded.config
+    config.__dict__.pop("gguf_file", None)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict(), assign=True, strict=False)
+    if getattr(config, "tie_word_embeddings", False):
+        model.tie_weights()
     model.save_pretrained(tmp)
     AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(tmp)
     os.replace(tmp, out)

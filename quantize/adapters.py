@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from potion.errors import PotionError
 from quantize.errors import AdapterMismatch, AdapterNotFound, UnsupportedArchitecture
 
 SIDECAR = "potion_adapter.json"
@@ -88,7 +89,7 @@ def find_adapter(spec: str) -> Adapter:
         record = trainer_adapters.resolve(spec)
     except (ImportError, AttributeError):
         record = None
-    except Exception as exc:  # the trainer's own PotionError: keep its message, say what we accept
+    except PotionError as exc:  # the trainer's own error: keep its message, say what we accept
         raise AdapterNotFound(
             f"no adapter {spec!r}: {exc}", hint="pass a run directory, an adapter folder or an adapter id"
         ) from exc

@@ -24,6 +24,7 @@ from potion import exported, registry
 from potion.errors import PotionError
 from potion.gguf_header import read_metadata
 from quantize.adapters import Adapter, check_base, find_adapter
+from quantize.converters import VERSION as CONVERTERS_VERSION
 from quantize.converters import Converters, fetch_converters, run_converter
 from quantize.errors import ConversionFailed, ExportError, NotEnoughDisk
 from quantize.gguf_quant import BITS_PER_WEIGHT, quantize_gguf
@@ -90,6 +91,7 @@ def export_adapter(
             },
             "converter": {
                 "package": "llama-cpp-python",
+                "version": CONVERTERS_VERSION,
                 "sdist_sha256": conv.sdist_sha256,
                 "script_sha256": conv.script_sha256,
             },
