@@ -26,7 +26,7 @@ def base_dtype(hf_dir: Path) -> str:
     """float32 | float16 | bfloat16: the precision to merge at; ExportError for a quantized base."""
     config = json.loads((hf_dir / "config.json").read_text())
     quant = config.get("quantization_config") or {}
-    if quant:
+    if quant and quant.get("quant_method") != "gguf":  # "gguf": rebuilt from a GGUF, stored dequantized
         method = (
             quant.get("quant_method") or quant.get("load_in_4bit") and "bitsandbytes 4-bit" or "quantized"
         )
@@ -42,14 +42,17 @@ def merge_adapter(adapter: Adapter, out_dir: Path, *, dtype: str | None = None) 
     """Write the merged checkpoint to `out_dir` (complete or absent: published with os.replace)."""
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     dtype = dtype or base_dtype(adapter.base_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".partial"))
     try:
+        config = AutoConfig.from_pretrained(adapter.base_dir)
+        if getattr(config, "quantization_config", None):  # a dequantized GGUF's leftover: not a quantizer
+            del config.quantization_config
         model = AutoModelForCausalLM.from_pretrained(
-            adapter.base_dir, dtype=getattr(torch, dtype), low_cpu_mem_usage=True
+            adapter.base_dir, config=config, dtype=getattr(torch, dtype), low_cpu_mem_usage=True
         )
         model = PeftModel.from_pretrained(model, adapter.dir).merge_and_unload()
         model.save_pretrained(tmp, safe_serialization=True)

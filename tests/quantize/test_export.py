@@ -185,3 +185,20 @@ def test_bad_flags_exit_2_naming_the_flag(argv, flag, capsys, tmp_path):
 def test_an_unknown_adapter_says_what_is_accepted(session_env, capsys, tmp_path):
     assert main(["export", str(tmp_path / "nope")]) == 1
     assert "run directory" in capsys.readouterr().err
+
+
+def test_lora_is_never_merged_into_quantized_weights(tmp_path):
+    from quantize.merge import base_dtype
+
+    config = {"architectures": ["Qwen2ForCausalLM"], "torch_dtype": "bfloat16"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert base_dtype(tmp_path) == "bfloat16"
+    # A base the trainer rebuilt from a GGUF keeps transformers' marker, but its weights are dequantized.
+    (tmp_path / "config.json").write_text(
+        json.dumps({**config, "quantization_config": {"quant_method": "gguf"}})
+    )
+    assert base_dtype(tmp_path) == "bfloat16"
+    nf4 = {"quant_method": "bitsandbytes", "load_in_4bit": True}
+    (tmp_path / "config.json").write_text(json.dumps({**config, "quantization_config": nf4}))
+    with pytest.raises(ExportError, match="never merged into quantized weights"):
+        base_dtype(tmp_path)
