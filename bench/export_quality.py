@@ -23,7 +23,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -164,6 +163,7 @@ def tokens_per_second(path: Path, prompt: str, n_tokens: int, threads: int) -> f
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 windows of 512 tokens, 32 generated tokens")
+    parser.add_argument("--fresh", action="store_true", help="export again even if a finished export exists")
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench-export", help="work folder")
     args = parser.parse_args()
     ctx, n_windows, gen = (512, 4, 32) if args.quick else (1024, 16, 128)
@@ -174,36 +174,42 @@ def main() -> int:
 
     started = time.perf_counter()
     base = hf_base(args.work / "hf-base")
-    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
-        # The export goes to a private POTION_HOME: the bench registers nothing in the user's registry.
-        os.environ["POTION_HOME"] = str(Path(tmp) / "home")
-        adapter = identity_adapter(base, Path(tmp) / "run" / "adapter")
-        t0 = time.perf_counter()
-        export = export_adapter(
-            str(adapter), ExportOptions(name="bench", quants=TYPES, outtype="f16", force=True)
-        )
-        export_s = time.perf_counter() - t0
-        import llama_cpp
+    # The export goes to a private POTION_HOME under --work: the bench registers nothing in the user's
+    # registry, and a run that was stopped resumes there (potion export finishes what it started).
+    os.environ["POTION_HOME"] = str(args.work / "home")
+    from potion import exported
 
-        vocab = llama_cpp.Llama(str(export.file("f16").path), vocab_only=True, verbose=False)
-        ids = vocab.tokenize(held_out_text(ctx * n_windows * 6).encode(), add_bos=False, special=False)
-        vocab.close()
-        wins = windows(ids, ctx, n_windows)
-        log(f"perplexity on {len(wins)} windows x {ctx} tokens of {HELD_OUT.relative_to(ROOT)}")
-        results = {}
-        prompt = "defmodule Counter do\n  use GenServer\n\n  def start_link(opts) do\n"
-        for kind in ("f16", *TYPES):
-            path = export.file(kind).path
-            ppl = gguf_ppl(path, wins, ctx, threads)
-            tok_s = tokens_per_second(path, prompt, gen, threads)
-            results[kind] = {
-                "ppl": round(ppl, 4),
-                "size_mb": round(path.stat().st_size / 1e6, 1),
-                "tok_s": round(tok_s, 1),
-            }
-            log(f"{kind:>7}: ppl {ppl:.4f}  {results[kind]['size_mb']:>7.1f} MB  {tok_s:.1f} tok/s")
-        hf = hf_ppl(export.folder / "hf", wins)
-        log(f"transformers f32: ppl {hf:.4f}")
+    export = None if args.fresh else exported.load("bench")
+    export_s = None
+    if export is None:
+        adapter = args.work / "run" / "adapter"
+        if not (adapter / "potion_adapter.json").is_file():
+            identity_adapter(base, adapter)
+        t0 = time.perf_counter()
+        opts = ExportOptions(name="bench", quants=TYPES, outtype="f16", force=args.fresh)
+        export = export_adapter(str(adapter), opts)
+        export_s = round(time.perf_counter() - t0, 1)
+    import llama_cpp
+
+    vocab = llama_cpp.Llama(str(export.file("f16").path), vocab_only=True, verbose=False)
+    ids = vocab.tokenize(held_out_text(ctx * n_windows * 6).encode(), add_bos=False, special=False)
+    vocab.close()
+    wins = windows(ids, ctx, n_windows)
+    log(f"perplexity on {len(wins)} windows x {ctx} tokens of {HELD_OUT.relative_to(ROOT)}")
+    results = {}
+    prompt = "defmodule Counter do\n  use GenServer\n\n  def start_link(opts) do\n"
+    for kind in ("f16", *TYPES):
+        path = export.file(kind).path
+        ppl = gguf_ppl(path, wins, ctx, threads)
+        tok_s = tokens_per_second(path, prompt, gen, threads)
+        results[kind] = {
+            "ppl": round(ppl, 4),
+            "size_mb": round(path.stat().st_size / 1e6, 1),
+            "tok_s": round(tok_s, 1),
+        }
+        log(f"{kind:>7}: ppl {ppl:.4f}  {results[kind]['size_mb']:>7.1f} MB  {tok_s:.1f} tok/s")
+    hf = hf_ppl(export.folder / "hf", wins)
+    log(f"transformers f32: ppl {hf:.4f}")
     out = {
         "bench": "export_quality",
         "quick": args.quick,
@@ -215,7 +221,7 @@ def main() -> int:
         "q8_ppl_ratio": round(results["q8_0"]["ppl"] / results["f16"]["ppl"], 4),
         "q4km_ppl_ratio": round(results["q4_k_m"]["ppl"] / results["f16"]["ppl"], 4),
         "gguf_vs_hf_ppl_ratio": round(results["f16"]["ppl"] / hf, 4),
-        "export_s": round(export_s, 1),
+        "export_s": export_s,
         "total_s": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(out))

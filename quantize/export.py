@@ -141,7 +141,9 @@ def _build(
         say("converting the adapter with llama.cpp's convert_lora_to_gguf.py")
         lora_type = "f32" if opts.outtype == "f32" else "f16"
         with _partial(lora) as tmp:
-            args = ["--outfile", tmp, "--outtype", lora_type, "--base", adapter.base_dir, adapter.dir]
+            # --base only gives the converter the model's config: the merged one has the same shapes and
+            # none of a GGUF-rebuilt base's leftover `quantization_config`, which the converter refuses.
+            args = ["--outfile", tmp, "--outtype", lora_type, "--base", hf, adapter.dir]
             run_converter(conv, conv.lora_to_gguf, args, progress=opts.progress)
     files[exported.LORA] = _entry(lora)
     return files
