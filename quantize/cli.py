@@ -20,7 +20,9 @@ OUTTYPES = ("f16", "bf16", "f32")
 @dataclass
 class ExportArgs:
     source: str = arg(
-        "a run directory of `potion train`, its adapter/ folder, or an adapter id", positional=True
+        "a run directory of `potion train`, its adapter/ folder, or an adapter id",
+        positional=True,
+        metavar="RUN_OR_ADAPTER",
     )
     quant: list[str] = arg(
         f"quantized types to make ({', '.join(QUANT_TYPES)})",
