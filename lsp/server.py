@@ -148,6 +148,7 @@ class PotionServer(LanguageServer):
         self.add_document_listener(self.workspace_index.document_event)
         self.add_startup_hook("initialized", lambda ls: ls.workspace_index.start(ls.workspace_roots()))
         self._generation_error_shown = False
+        self._telemetry_failed = False
         self._progress: dict[str, str | None] = {}  # token -> None (created), "begun", or a pending end
 
     # -- state shared with the features -------------------------------------------------------------
@@ -297,9 +298,12 @@ class PotionServer(LanguageServer):
         self.show_message(f"Potion: generation failed: {text}", types.MessageType.Warning)
 
     def _open_telemetry(self) -> None:
+        if self._telemetry_failed:
+            return  # said once already: settings and `initialize` both ask for it
         try:
             self.telemetry = Telemetry()
         except PotionError as exc:
+            self._telemetry_failed = True
             self.show_message(f"Potion: {exc.user_message()}", types.MessageType.Warning)
 
     def report_server_error(self, error: Exception, source) -> None:
