@@ -29,6 +29,7 @@ from pygls.workspace import TextDocument
 from lsp.context import RecentChunks, uri_path
 from lsp.engine import CompletionEngine, CompletionRequest
 from lsp.lifecycle import ModelLoader, ServerConfig, parse_settings
+from lsp.open_buffers import MAX_ANALYSIS_CHARS
 from lsp.telemetry import Telemetry
 from lsp.workspace_index import WorkspaceIndex
 from potion import __version__
@@ -354,6 +355,13 @@ def register_core(server: PotionServer) -> None:
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: PotionServer, params: types.DidOpenTextDocumentParams) -> None:
+        if (size := len(params.text_document.text)) > MAX_ANALYSIS_CHARS:
+            ls.show_message(
+                f"Potion: {uri_path(params.text_document.uri) or params.text_document.uri} has {size:,} "
+                f"characters, over the {MAX_ANALYSIS_CHARS:,} that are analysed: hover, Elixir completions "
+                "and code actions are off for it; AI suggestions still work.",
+                types.MessageType.Info,
+            )
         ls.recent.note(params.text_document.uri, params.text_document.text, 0)
         notify("open", params.text_document.uri)
 
