@@ -50,15 +50,16 @@ def run(args: LspArgs) -> int:
     if not args.verbose:
         logging.getLogger("lsp").setLevel(logging.INFO)
 
+    from lsp.framing import serve_stdio
     from lsp.server import create_server
 
     protocol_out = _claim_stdout()
     server = create_server()
     try:
-        server.start_io(sys.stdin.buffer, protocol_out)
+        repairable = serve_stdio(server, sys.stdin.buffer, protocol_out)
     finally:
         server.close()
-    return 0
+    return 0 if repairable else 1  # non-zero: the editor restarts a server whose input went bad
 
 
 def _claim_stdout():

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
 from potion.elixir import Document, SourceAnalysis
+
+log = logging.getLogger(__name__)
+
+# Past this many characters a buffer is not analysed (hover, Elixir completions and code actions skip
+# it; AI suggestions still see the text around the cursor): parsing costs ~140 bytes of memory per
+# byte of source, so a 24 MB file took 3 GB. 5 MB files are still analysed.
+MAX_ANALYSIS_CHARS = 8_000_000
 
 
 def common_prefix(a: str, b: str) -> int:
@@ -43,6 +51,7 @@ class OpenBuffer:
         self.dirty = True
         self.lock = threading.Lock()
         self.refreshing = False
+        self.too_big = False
 
     @property
     def analysis(self) -> SourceAnalysis | None:
@@ -54,6 +63,14 @@ class OpenBuffer:
                 return self.document.analysis
             self.dirty = False  # before reading: a change arriving meanwhile marks it dirty again
             text = self.text_of()
+            if len(text) > MAX_ANALYSIS_CHARS:
+                if not self.too_big or self.document is None:
+                    log.warning("%s: %d characters, not analysed", self.path, len(text))
+                    self.document = Document("", path=self.path, encoding="utf-32")
+                self.too_big, self.text = True, ""
+                return self.document.analysis
+            if self.too_big:  # back under the limit: parse from scratch
+                self.too_big, self.document = False, None
             if self.document is None:
                 self.document = Document(text, path=self.path, encoding="utf-32")
             elif text != self.text:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
 from lsprotocol import types
-from pygls.exceptions import FeatureRequestError, JsonRpcException
+from pygls.exceptions import FeatureRequestError, JsonRpcException, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
@@ -29,6 +30,7 @@ from pygls.workspace import TextDocument
 from lsp.context import RecentChunks, uri_path
 from lsp.engine import CompletionEngine, CompletionRequest
 from lsp.lifecycle import ModelLoader, ServerConfig, parse_settings
+from lsp.open_buffers import MAX_ANALYSIS_CHARS
 from lsp.telemetry import Telemetry
 from lsp.workspace_index import WorkspaceIndex
 from potion import __version__
@@ -56,9 +58,30 @@ class PotionProtocol(LanguageServerProtocol):
     - A request whose params do not fit the method's schema gets an InvalidParams error response
       (pygls would drop it, leaving the client waiting forever).
     - `didChange` for a document that was never opened is ignored with a log line (pygls raises).
+    - A request whose id is no integer or string (an object, a boolean, a float) gets Invalid Request
+      with id null, as JSON-RPC 2.0 says (pygls would drop it).
+    - A second `initialize` gets Invalid Request; the first session, open documents included, stays.
+    - Text from the editor is sanitised once, here where it enters (`clean_text`).
     """
 
+    _initialize_seen = False
+
     def structure_message(self, data: dict[str, Any]):
+        if isinstance(data, dict) and "jsonrpc" in data and "method" in data and "id" in data:
+            msg_id = data["id"]
+            if not isinstance(msg_id, int | str) or isinstance(msg_id, bool):
+                log.warning("request %r with an id of type %s: Invalid Request", data["method"], type(msg_id))
+                self._send_data(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": None,
+                        "error": {
+                            "code": -32600,
+                            "message": "Invalid Request: the id must be a string or integer",
+                        },
+                    }
+                )
+                return _Answered()
         try:
             return super().structure_message(data)
         except JsonRpcException as exc:
@@ -67,6 +90,8 @@ class PotionProtocol(LanguageServerProtocol):
                 if isinstance(msg_id, int | str) and not isinstance(msg_id, bool):
                     self._send_response(msg_id, error=exc.to_response_error())
                     return _Answered()
+            if isinstance(data, dict) and "method" in data and "id" not in data:
+                return _Answered()  # a notification gets no answer; pygls logged the line
             raise
 
     def handle_message(self, message):
@@ -88,8 +113,23 @@ class PotionProtocol(LanguageServerProtocol):
             return
         return super().handle_message(message)
 
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams):
+        if self._initialize_seen:
+            log.warning("a second initialize request: refused")
+            raise JsonRpcInvalidRequest("initialize was already received: the server is initialized")
+        self._initialize_seen = True
+        return (yield from super().lsp_initialize(params))
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
+        params.text_document.text = clean_text(params.text_document.text)
+        yield from super().lsp_text_document__did_open(params)
+
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        for change in params.content_changes:
+            change.text = clean_text(change.text)
         uri = params.text_document.uri
         if unquote(uri) not in self.workspace.text_documents:
             log.warning("didChange for %s, which was never opened: ignored", uri)
@@ -101,6 +141,18 @@ class PotionProtocol(LanguageServerProtocol):
                 log.warning("bad change to %s ignored: %s", uri, exc)
         if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
             yield handler, (params,), None
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """`text` with lone surrogates (JSON allows `"\\ud800"`; no encoder does) replaced by U+FFFD.
+
+    JSON decoding already joined every valid pair, so any surrogate left is a lone one. Once replaced
+    here, nothing downstream (tokenizers, prompts of other files, SQLite) meets one.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
 
 
 def document_split(document: TextDocument, position: types.Position) -> tuple[str, str]:
@@ -148,6 +200,7 @@ class PotionServer(LanguageServer):
         self.add_document_listener(self.workspace_index.document_event)
         self.add_startup_hook("initialized", lambda ls: ls.workspace_index.start(ls.workspace_roots()))
         self._generation_error_shown = False
+        self._telemetry_failed = False
         self._progress: dict[str, str | None] = {}  # token -> None (created), "begun", or a pending end
 
     # -- state shared with the features -------------------------------------------------------------
@@ -297,9 +350,12 @@ class PotionServer(LanguageServer):
         self.show_message(f"Potion: generation failed: {text}", types.MessageType.Warning)
 
     def _open_telemetry(self) -> None:
+        if self._telemetry_failed:
+            return  # said once already: settings and `initialize` both ask for it
         try:
             self.telemetry = Telemetry()
         except PotionError as exc:
+            self._telemetry_failed = True
             self.show_message(f"Potion: {exc.user_message()}", types.MessageType.Warning)
 
     def report_server_error(self, error: Exception, source) -> None:
@@ -350,6 +406,13 @@ def register_core(server: PotionServer) -> None:
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: PotionServer, params: types.DidOpenTextDocumentParams) -> None:
+        if (size := len(params.text_document.text)) > MAX_ANALYSIS_CHARS:
+            ls.show_message(
+                f"Potion: {uri_path(params.text_document.uri) or params.text_document.uri} has {size:,} "
+                f"characters, over the {MAX_ANALYSIS_CHARS:,} that are analysed: hover, Elixir completions "
+                "and code actions are off for it; AI suggestions still work.",
+                types.MessageType.Info,
+            )
         ls.recent.note(params.text_document.uri, params.text_document.text, 0)
         notify("open", params.text_document.uri)
 

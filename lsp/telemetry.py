@@ -58,10 +58,15 @@ def connect(path: Path) -> sqlite3.Connection:
     except DatabaseTooNew as exc:
         raise TelemetryError(exc.message, hint=exc.hint) from exc
     except sqlite3.DatabaseError as exc:
-        raise TelemetryError(
-            f"cannot open the telemetry database {path}: {exc}",
-            hint="move the file away; Potion creates a new one",
-        ) from exc
+        raise damaged(path, exc) from exc
+
+
+def damaged(path: Path, exc: sqlite3.Error) -> TelemetryError:
+    """The one-line error for a telemetry database SQLite cannot read."""
+    return TelemetryError(
+        f"cannot read the telemetry database {path}: {exc}",
+        hint=f"move it away (mv {path} {path}.bad); Potion creates a new one",
+    )
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,8 @@ def summary(path: Path | None = None, *, since: float | None = None) -> dict[str
         rows = db.execute(
             f"SELECT latency_ms, shown, accepted, cache_hit, completion_tokens FROM suggestions {where}", args
         ).fetchall()
+    except sqlite3.DatabaseError as exc:  # a damaged page past the schema: "disk image is malformed"
+        raise damaged(path, exc) from exc
     finally:
         db.close()
     latencies = sorted(r[0] for r in rows)

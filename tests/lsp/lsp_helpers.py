@@ -114,13 +114,13 @@ def open_doc(client: LanguageClient, uri: str, text: str, version: int = 1) -> N
 class RawLsp:
     """A bare JSON-RPC peer over the server's stdio pipes, for input a well-behaved client never sends."""
 
-    def __init__(self, home: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         import queue
         import subprocess
         import threading
 
         self.proc = subprocess.Popen(
-            SERVER,
+            [*SERVER, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
