@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from evals.commands import check_generation
 from potion.cli_args import add_command, arg
 
 
@@ -28,12 +29,7 @@ class CompareArgs:
     progress: bool = arg("show progress bars", default=True)
 
     def __post_init__(self) -> None:
-        if self.samples < 1:
-            raise ValueError(f"--samples must be 1 or more, got {self.samples}")
-        if self.temperature < 0:
-            raise ValueError(f"--temperature must be 0 or more, got {self.temperature}")
-        if self.max_tokens < 1:
-            raise ValueError(f"--max-tokens must be 1 or more, got {self.max_tokens}")
+        check_generation(self.samples, self.temperature, self.max_tokens)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

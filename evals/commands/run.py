@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from evals.commands import check_generation
 from potion.cli_args import add_command, arg
 
 
@@ -27,16 +28,9 @@ class RunArgs:
     progress: bool = arg("show progress bars", default=True)
 
     def __post_init__(self) -> None:
-        if self.samples < 1:
-            raise ValueError(f"--samples must be 1 or more, got {self.samples}")
-        if self.temperature < 0:
-            raise ValueError(f"--temperature must be 0 or more, got {self.temperature}")
-        if self.max_tokens < 1:
-            raise ValueError(f"--max-tokens must be 1 or more, got {self.max_tokens}")
+        check_generation(self.samples, self.temperature, self.max_tokens)
         if not self.k or any(k < 1 or k > self.samples for k in self.k):
             raise ValueError(f"--k values must be between 1 and --samples ({self.samples}), got {self.k}")
-        if self.samples > 1 and self.temperature == 0:
-            raise ValueError("--samples above 1 needs --temperature above 0 (greedy samples are all equal)")
         if self.jobs is not None and self.jobs < 1:
             raise ValueError(f"--jobs must be 1 or more, got {self.jobs}")
         if self.timeout <= 0:
