@@ -72,11 +72,11 @@ def sandbox_overhead(sandbox: Sandbox, program: str, repeats: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one task per category, 20 FIM items")
-    parser.add_argument("--fim-items", type=int, default=None, help="FIM items (default 50, --quick 20)")
+    parser.add_argument("--quick", action="store_true", help="one task per category, 12 FIM items")
+    parser.add_argument("--fim-items", type=int, default=None, help="FIM items (default 50, --quick 12)")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
     args = parser.parse_args()
-    fim_items = args.fim_items or (20 if args.quick else 50)
+    fim_items = args.fim_items or (12 if args.quick else 50)
 
     suite = load_suite("elixir")
     if args.quick:

@@ -309,11 +309,14 @@ def run_variants(
     items: Sequence[FimItem],
     variants: Sequence[Variant],
     advance: Callable[[int], None] = lambda _n: None,
+    on_row: Callable[[dict], None] = lambda _row: None,
 ) -> list[dict]:
+    """Every item with every variant (`on_row` sees each row as it comes: partial results survive)."""
     rows = []
     for item in items:  # item-major: consecutive prompts share the KV cache of the same file
         for variant in variants:
             rows.append({**runner.answer(item, variant), "split": item.split})
+            on_row(rows[-1])
             advance(1)
     return rows
 

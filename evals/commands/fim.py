@@ -63,12 +63,22 @@ def fim(args: FimArgs) -> int:
     if not items:
         raise ValueError(f"--folder {args.folder} has no function bodies to infill in the {args.split} split")
     variants = variants_for(args.ablate, only=args.variants)
+    partial = args.out.with_suffix(".rows.jsonl") if args.out else None
+    if partial:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text("")
+
+    def log_row(row: dict) -> None:
+        if partial:
+            with partial.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+
     backend = open_model(args.model, threads=args.threads)
     try:
         runner = fim_eval.FimRunner(backend, args.folder)
         with bars(args.progress) as progress:
             rows = fim_eval.run_variants(
-                runner, items, variants, progress("infilling", len(items) * len(variants))
+                runner, items, variants, progress("infilling", len(items) * len(variants)), on_row=log_row
             )
     finally:
         backend.close()
