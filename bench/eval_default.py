@@ -112,7 +112,13 @@ def main() -> int:
         items = fim.extract_items(FOLDER, split="holdout", count=fim_items, seed=1)
         runner = fim.FimRunner(backend, FOLDER)
         started = time.perf_counter()
-        fim_rows = fim.run_variants(runner, items, [fim.variant("pipeline"), fim.PLAIN])
+        variants = [
+            fim.variant("pipeline"),
+            fim.variant("single-line", lines="single"),
+            fim.variant("smart-lines", lines="smart"),
+            fim.PLAIN,
+        ]
+        fim_rows = fim.run_variants(runner, items, variants)
         fim_wall = time.perf_counter() - started
     finally:
         backend.close()
@@ -125,6 +131,11 @@ def main() -> int:
         plain_exact_match=plain["exact_match"],
         plain_edit_similarity=plain["edit_similarity"],
         fim_vs_plain_similarity=pipeline["edit_similarity"] / plain["edit_similarity"],
+        single_line_edit_similarity=s["single-line"]["edit_similarity"],
+        single_line_vs_plain_similarity=s["single-line"]["edit_similarity"] / plain["edit_similarity"],
+        smart_lines_edit_similarity=s["smart-lines"]["edit_similarity"],
+        smart_lines_exact_match=s["smart-lines"]["exact_match"],
+        smart_lines_vs_plain_similarity=s["smart-lines"]["edit_similarity"] / plain["edit_similarity"],
         fim_wall_s=fim_wall,
         fim_s_per_item_p50=pipeline["seconds_median"],
         plain_s_per_item_p50=plain["seconds_median"],

@@ -13,7 +13,7 @@ from potion.completion import DEFAULT_SETTINGS
 GROUPS: dict[str, list[Variant]] = {
     "indent": [variant("keep-indent", strip_indent=False)],
     "trim": [variant("trim-suffix-only", trim="suffix"), variant("trim-none", trim="none")],
-    "lines": [variant("single-line", lines="single")],
+    "lines": [variant("single-line", lines="single"), variant("block-anywhere", lines="auto")],
     "header": [variant("no-path-header", path_header=False)],
     "budget": [variant("budget-256", prompt_tokens=256), variant("budget-1024", prompt_tokens=1024)],
     "split": [variant("suffix-1/4", suffix_share=0.25), variant("suffix-1/2", suffix_share=0.5)],
