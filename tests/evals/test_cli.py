@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SQUARE, needs_elixir
+from eval_helpers import SQUARE, needs_elixir
 from fakes_openai import FakeOpenAIServer
 
 from potion.cli import main

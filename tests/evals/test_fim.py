@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import needs_elixir
+from eval_helpers import needs_elixir
 
 from evals import fim
 from evals.ablation import variants_for

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import needs_elixir
+from eval_helpers import needs_elixir
 
 from evals.sandbox import MULTIPL_E_STATUS, Limits, Sandbox, isolation
 from evals.tasks import load_suite

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SQUARE
+from eval_helpers import SQUARE
 
 from evals.errors import TaskFileError
 from evals.tasks import SUITES_DIR, load_suite, load_tasks
