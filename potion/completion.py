@@ -46,12 +46,15 @@ class CompletionSettings:
     path_header: bool = True  # name the file in the prompt (families with a file separator)
     extra_context_chars: int = 1500  # at most this much of other files' chunks goes into the prompt
     trim: Literal["editor", "suffix", "none"] = "editor"  # post-processing rules (see `shape`)
-    lines: Literal["auto", "single"] = "auto"  # "single": never more than one line of code
+    # "auto": a block wherever post-processing allows one; "single": one line of code; "smart": a block only
+    # where the cursor starts an empty body (after `do`, `->`, `fn`...), one line among existing code.
+    lines: Literal["auto", "single", "smart"] = "smart"
 
 
 DEFAULT_SETTINGS = CompletionSettings()
 TRIMS = ("editor", "suffix", "none")
-LINES = ("auto", "single")
+LINES = ("auto", "single", "smart")
+_BLOCK_STARTS = ("do", "->", "fn", "(", "[", "{", "=", "|>")
 
 _OPENERS = {"do", "fn", "(", "[", "{", "<<", "#{", "%{"}
 _CLOSERS = {"end", ")", "]", "}", ">>"}
@@ -65,6 +68,7 @@ class CursorContext:
     line_prefix: str  # the cursor's line, before the cursor
     line_suffix: str  # the cursor's line, after the cursor
     next_lines: list[str] = field(default_factory=list)  # the lines after the cursor's line
+    prev_line: str = ""  # the last non-blank line before the cursor's line
 
     @property
     def mid_line(self) -> bool:
@@ -93,7 +97,11 @@ def cursor_context(prefix: str, suffix: str, *, next_lines: int = 8) -> CursorCo
         rest = suffix[line_end + 1 :]
         # Only look a few lines ahead: the suffix of a 5 MB file must not be split whole.
         following = rest[: 200 * next_lines].split("\n")[:next_lines]
-    return CursorContext(prefix[line_start:], line_suffix.rstrip("\r"), [s.rstrip("\r") for s in following])
+    before = prefix[max(0, line_start - 2000) : line_start].rstrip()
+    prev = before[before.rfind("\n") + 1 :]
+    return CursorContext(
+        prefix[line_start:], line_suffix.rstrip("\r"), [s.rstrip("\r") for s in following], prev.rstrip("\r")
+    )
 
 
 @functools.cache
@@ -299,6 +307,19 @@ def _first_line_of_code(text: str) -> str:
     return ""
 
 
+def starts_a_body(ctx: CursorContext) -> bool:
+    """True where a multi-line answer is what the user wants: the cursor's line opens a block, or the
+    cursor sits on an empty line between a block's opening and its dedented end (an empty body)."""
+    if ctx.mid_line:
+        return False
+    if not ctx.at_indent:
+        return ctx.line_prefix.rstrip().endswith(_BLOCK_STARTS)
+    if not ctx.prev_line.rstrip().endswith(_BLOCK_STARTS):
+        return False
+    following = next((line for line in ctx.next_lines if line.strip()), "")
+    return not following or _width(following) < _width(ctx.line_prefix)
+
+
 def shape(text: str, ctx: CursorContext, settings: CompletionSettings = DEFAULT_SETTINGS) -> str:
     """The suggestion to show for the model's output `text` (indentation already dropped), by the rules
     of `settings`: "editor" is `postprocess`; "suffix" only cuts where the model repeats the code after
@@ -310,7 +331,7 @@ def shape(text: str, ctx: CursorContext, settings: CompletionSettings = DEFAULT_
         out = _until_suffix_repeat(text, ctx)
     else:
         out = text
-    if settings.lines == "single":
+    if settings.lines == "single" or (settings.lines == "smart" and not starts_a_body(ctx)):
         out = _first_line_of_code(out)
     out = "\n".join(line.rstrip() for line in out.split("\n")).rstrip()
     return out if out.strip() else ""
@@ -318,7 +339,8 @@ def shape(text: str, ctx: CursorContext, settings: CompletionSettings = DEFAULT_
 
 def _final(text: str, ctx: CursorContext, settings: CompletionSettings) -> bool:
     """True once more output cannot change `shape(text)`."""
-    if settings.lines == "single" and "\n" in text:
+    single = settings.lines == "single" or (settings.lines == "smart" and not starts_a_body(ctx))
+    if single and "\n" in text:
         complete = text[: text.rfind("\n")]
         if complete.strip():
             return True

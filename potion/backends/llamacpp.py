@@ -324,6 +324,42 @@ class LlamaCppBackend:
             self._generate(prompt, max_tokens=max_tokens, stop=stop, cancel=cancel, temperature=temperature)
         )
 
+    def token_logprobs(self, text: str, *, chunk: int = 64) -> list[float]:
+        """The log-probability of each token of `text` given the tokens before it (the first token has
+        none): for perplexity. Evaluates `text` from an empty context, `chunk` tokens per batch."""
+        import numpy as np  # a dependency of llama-cpp-python
+
+        self.load()
+        _import_llama_cpp()
+        with self._exclusive():
+            llm = self._llm
+            tokens = self._prompt_tokens(text)
+            n_ctx = llm.n_ctx()
+            if len(tokens) > n_ctx:
+                raise ContextOverflow(
+                    f"text is {len(tokens)} tokens but the context holds {n_ctx}",
+                    hint="score shorter windows of the text",
+                )
+            llm._ctx.kv_cache_clear()
+            llm.n_tokens = 0
+            out: list[float] = []
+            n_vocab = llm.n_vocab()
+            for start in range(0, len(tokens), chunk):
+                batch = tokens[start : start + chunk]
+                llm._batch.set_batch(batch=batch, n_past=start, logits_all=True)
+                llm._ctx.decode(llm._batch)
+                logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(batch) * n_vocab,))
+                rows = logits.reshape(len(batch), n_vocab).astype(np.float64)
+                rows -= rows.max(axis=1, keepdims=True)
+                logz = np.log(np.exp(rows).sum(axis=1))
+                for i in range(len(batch)):
+                    nxt = start + i + 1
+                    if nxt < len(tokens):
+                        out.append(float(rows[i, tokens[nxt]] - logz[i]))
+            llm.input_ids[: len(tokens)] = tokens
+            llm.n_tokens = len(tokens)
+            return out
+
     def _track(self, generation: Iterator[str]) -> Iterator[str]:
         self._active = weakref.ref(generation)  # type: ignore[arg-type]
         return generation

@@ -231,3 +231,18 @@ def test_suffix_share_moves_the_budget_to_the_suffix() -> None:
     )
     assert len(large.suffix_kept) > 2 * len(small.suffix_kept)
     assert len(large.prefix_kept) < len(small.prefix_kept)
+
+
+def test_smart_lines_give_a_block_only_where_a_body_starts() -> None:
+    smart = CompletionSettings(lines="smart")
+    raw = ["x = 1\n", "    y = 2\n", "  end\n"]
+    # between two statements: one line
+    between = "defmodule A do\n  def f do\n    a = 0\n    |\n    b = 1\n  end\nend\n"
+    assert stream_of(between, raw, smart)[0].text == "x = 1"
+    # an empty body: the block
+    empty = "defmodule A do\n  def f do\n    |\n  end\nend\n"
+    assert stream_of(empty, raw, smart)[0].text == "x = 1\n    y = 2"
+    # the end of a `do` line: the block
+    after_do = "defmodule A do\n  def f do|\n  end\nend\n"
+    pieces = ["\n    :ok\n", "    :more\n", "  end\n"]
+    assert stream_of(after_do, pieces, smart)[0].text == "\n    :ok\n    :more"

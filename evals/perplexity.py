@@ -1,0 +1,52 @@
+"""Perplexity of a model on a folder of Elixir files, through llama.cpp (`LlamaCppBackend.token_logprobs`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+from evals.errors import EvalError
+from potion.backends import Backend
+from potion.prompts import keep_head
+
+
+def elixir_files(folder: Path, limit: int | None = None) -> list[Path]:
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix in (".ex", ".exs") and p.is_file())
+    return files[:limit] if limit else files
+
+
+def perplexity(
+    backend: Backend,
+    folder: Path,
+    *,
+    window_tokens: int = 512,
+    max_files: int | None = None,
+    advance: Callable[[int], None] = lambda _n: None,
+) -> dict:
+    """exp(mean negative log-likelihood) over the first `window_tokens` tokens of each file (cut at a
+    line end), plus the per-file values."""
+    score = getattr(backend, "token_logprobs", None)
+    if score is None:
+        raise EvalError(
+            "perplexity needs token log-probabilities, which only the in-process llama.cpp backend gives",
+            hint="pass a registry name or .gguf path instead of a server URL",
+        )
+    files = elixir_files(folder, max_files)
+    if not files:
+        raise EvalError(f"no .ex or .exs files under {folder}", hint="give a folder of Elixir sources")
+    total, count, per_file = 0.0, 0, {}
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        window = keep_head(text, window_tokens, backend.tokenize)
+        logprobs = score(window) if window.strip() else []
+        if logprobs:
+            per_file[str(path.relative_to(folder))] = math.exp(-sum(logprobs) / len(logprobs))
+            total += sum(logprobs)
+            count += len(logprobs)
+        advance(1)
+    if not count:
+        raise EvalError(
+            f"the files under {folder} have no text to score", hint="give a folder of Elixir sources"
+        )
+    return {"perplexity": math.exp(-total / count), "tokens": count, "files": per_file}
