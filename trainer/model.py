@@ -99,9 +99,10 @@ def tiny_dir(arch: str, seed: int = 0) -> Path:
 def hf_dir_from_gguf(gguf: Path, *, progress: bool = True) -> Path:
     """The HF copy of a GGUF model, rebuilt and cached once (keyed by the GGUF's sha256)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from potion import settings
+    from trainer.tiny import gguf_tokenizer
 
     source_sha = file_sha256(gguf)
     final = settings.cache_dir() / "hf-base" / source_sha
@@ -111,7 +112,7 @@ def hf_dir_from_gguf(gguf: Path, *, progress: bool = True) -> Path:
         print(f"rebuilding {gguf.name} as a Hugging Face checkpoint (once; cached in {final})")
     try:
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer = gguf_tokenizer(gguf)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelSourceError(
             f"transformers cannot load {gguf}: {str(exc).splitlines()[0]}",
