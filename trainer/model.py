@@ -99,7 +99,7 @@ def tiny_dir(arch: str, seed: int = 0) -> Path:
 def hf_dir_from_gguf(gguf: Path, *, progress: bool = True) -> Path:
     """The HF copy of a GGUF model, rebuilt and cached once (keyed by the GGUF's sha256)."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, GgufConfig
 
     from potion import settings
     from trainer.tiny import gguf_tokenizer
@@ -111,7 +111,12 @@ def hf_dir_from_gguf(gguf: Path, *, progress: bool = True) -> Path:
     if progress:
         print(f"rebuilding {gguf.name} as a Hugging Face checkpoint (once; cached in {final})")
     try:
-        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
+        loaded = AutoModelForCausalLM.from_pretrained(
+            gguf.parent,
+            gguf_file=gguf.name,
+            dtype=torch.bfloat16,
+            quantization_config=GgufConfig(dequantize=True),  # dense weights, not packed GGUF blocks
+        )
         tokenizer = gguf_tokenizer(gguf)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelSourceError(
@@ -120,7 +125,7 @@ def hf_dir_from_gguf(gguf: Path, *, progress: bool = True) -> Path:
         ) from exc
     # A GGUF-loaded model refuses save_pretrained: a fresh model of the same config takes its weights.
     config = loaded.config
-    for key in ("gguf_file",):
+    for key in ("gguf_file", "quantization_config"):
         config.__dict__.pop(key, None)
     with torch.device("meta"):
         fresh = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
