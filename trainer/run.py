@@ -156,7 +156,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
 
     run_dir = Path(cfg.output_dir).expanduser() / cfg.name
     resume_from = checkpoints.latest_valid(run_dir / "checkpoints") if resume else None
-    if not resume and run_dir.exists() and any(run_dir.iterdir()):
+    if not resume and is_main_process() and run_dir.exists() and any(run_dir.iterdir()):
         raise TrainerError(
             f"run directory {run_dir} already exists: nothing was overwritten",
             hint="pass --resume to continue it, or --set name=NEW for a new run",
