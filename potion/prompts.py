@@ -279,7 +279,11 @@ def _split_budget(
     return available - share, share
 
 
-def _render_fim(template: FimTemplate, prefix: str, suffix: str) -> str:
+def render_fim(template: FimTemplate, prefix: str, suffix: str) -> str:
+    """The FIM prompt of `template` around the hole; the model's answer is the middle.
+
+    Public so that training-time FIM (trainer) writes exactly what the server sends.
+    """
     if template.order == "spm":
         return f"{template.suffix}{suffix}{template.prefix}{prefix}{template.middle}"
     return f"{template.prefix}{prefix}{template.suffix}{suffix}{template.middle}"
@@ -343,7 +347,7 @@ def completion_prompt(
     header = _repo_header(template, repo) if repo_level else ""
     current = f"{template.file_sep}{path or 'untitled'}\n" if repo_level else ""
 
-    overhead = _count(tokenize, header + current + _render_fim(template, "", ""))
+    overhead = _count(tokenize, header + current + render_fim(template, "", ""))
     available = max(budget_tokens - overhead, 0)
     n_prefix, n_suffix = _count(tokenize, prefix), _count(tokenize, suffix)
     prefix_budget, suffix_budget = _split_budget(n_prefix, n_suffix, available, suffix_share)
@@ -371,7 +375,7 @@ def completion_prompt(
             context += block
             files_kept.append(other_path)
 
-    text = header + context + current + _render_fim(template, prefix_kept, suffix_kept)
+    text = header + context + current + render_fim(template, prefix_kept, suffix_kept)
     return CompletionPrompt(
         text=text,
         stop=list(template.stop),

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from trainer_fixtures import write_corpus
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +37,37 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, tiny_home: Path):
         return built[arch]
 
     return get
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    return write_corpus(tmp_path / "corpus")
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path: Path, corpus_dir: Path, tiny_home: Path, tiny_models, monkeypatch):
+    """A fast TrainConfig on the tiny Mistral (its dir from the session cache), a private POTION_HOME."""
+    from trainer.config import TrainConfig
+
+    monkeypatch.setenv("POTION_HOME", str(tmp_path / "home"))
+
+    def make(**overrides) -> TrainConfig:
+        values = dict(
+            model=str(tiny_models("mistral")),
+            data=str(corpus_dir),
+            output_dir=str(tmp_path / "runs"),
+            seq_len=64,
+            batch_size=2,
+            stage1_steps=4,
+            stage2_steps=0,
+            eval_steps=2,
+            save_steps=2,
+            lora_r=4,
+            lora_alpha=8,
+            lora_dropout=0.0,
+            max_eval_rows=4,
+        )
+        values.update(overrides)
+        return TrainConfig(**values)
+
+    return make

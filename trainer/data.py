@@ -1,0 +1,233 @@
+"""Training data from a corpus directory (corpus.schema): FIM, packing, chat masking, replay.
+
+Stage 1 rows are whole files. Each becomes, with probability `fim_rate`, a fill-in-the-middle sample in the
+model family's own format (`potion.prompts.TEMPLATES`, the strings the language server sends), cut at line or
+token boundaries, PSM or SPM; documents end with EOS and are packed into rows of exactly `seq_len` tokens.
+Position ids restart at every document: transformers turns that into a block-diagonal causal mask (sdpa,
+eager and flash attention alike), so no token attends across documents, and the first token of a document
+is not a target of the previous one.
+
+Stage 2 rows are conversations rendered with the model's chat template; only assistant tokens (and the
+end-of-turn token after them) are targets. A fraction of packed stage-1 rows is mixed in (replay).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from corpus.schema import SchemaError, check_columns, check_messages, split_path
+from potion.prompts import TEMPLATES, FimTemplate, detect_family, render_fim
+from trainer.errors import DataError
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class FimSpec:
+    """How to turn a file into a FIM sample."""
+
+    template: FimTemplate | None
+    rate: float = 0.5
+    spm_rate: float = 0.5
+    granularity: str = "line"
+
+
+def fim_template_for(tokenizer: Any) -> FimTemplate | None:
+    """The FIM template of the tokenizer's family (None when its vocabulary has no FIM tokens)."""
+    return TEMPLATES.get(detect_family(tokenizer.get_vocab()))
+
+
+def read_split(root: Path | str, stage: str, split: str, *, limit: int | None = None) -> list[dict]:
+    """Rows of one parquet file of the corpus, checked against corpus.schema."""
+    import pyarrow.parquet as pq
+
+    path = split_path(root, stage, split)
+    if not path.is_file():
+        raise DataError(
+            f"no {stage} {split} data at {path}",
+            hint="build the corpus with `potion corpus build` or point `data` at a corpus directory",
+        )
+    table = pq.read_table(path)
+    try:
+        check_columns(table.column_names, stage, where=str(path))
+    except SchemaError as exc:
+        raise DataError(str(exc), hint="rebuild the corpus with the current `potion corpus build`") from exc
+    rows = table.slice(0, limit).to_pylist() if limit else table.to_pylist()
+    if stage == "stage2":
+        for i, row in enumerate(rows):
+            try:
+                check_messages(row["messages"], where=f"{path} row {i}")
+            except SchemaError as exc:
+                raise DataError(str(exc), hint="fix or drop that row in the corpus") from exc
+    return rows
+
+
+def _cut_points(text: str, rng: random.Random, granularity: str, tokenizer: Any) -> tuple[int, int]:
+    """Two character offsets a <= b splitting `text` into prefix | middle | suffix."""
+    if granularity == "line":
+        bounds = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n" and i + 1 < len(text)] + [len(text)]
+    else:
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        bounds = sorted({0, len(text), *(start for start, _ in offsets)})
+    a, b = sorted(rng.choice(bounds) for _ in range(2))
+    return a, b
+
+
+def fim_transform(text: str, spec: FimSpec, rng: random.Random, tokenizer: Any) -> str:
+    """`text` unchanged, or (with probability spec.rate) rendered as a FIM sample followed by its middle."""
+    if spec.template is None or rng.random() >= spec.rate:
+        return text
+    a, b = _cut_points(text, rng, spec.granularity, tokenizer)
+    prefix, middle, suffix = text[:a], text[a:b], text[b:]
+    order = "spm" if rng.random() < spec.spm_rate else "psm"
+    template = dataclasses.replace(spec.template, order=order)
+    return render_fim(template, prefix, suffix) + middle
+
+
+def pack(docs: Sequence[Sequence[int]], seq_len: int) -> Iterator[dict[str, list[int]]]:
+    """Concatenate token lists into rows of exactly `seq_len` tokens (the last partial row is dropped).
+
+    A document longer than the room left continues in the next row. Position ids restart at every document
+    (and at every row); the first token of a document is not a target.
+    """
+    ids: list[int] = []
+    pos: list[int] = []
+    labels: list[int] = []
+    for doc in docs:
+        start = 0
+        while start < len(doc):
+            take = min(seq_len - len(ids), len(doc) - start)
+            piece = doc[start : start + take]
+            ids.extend(piece)
+            pos.extend(range(take))
+            labels.extend([IGNORE, *piece[1:]])
+            start += take
+            if len(ids) == seq_len:
+                yield {"input_ids": ids, "labels": labels, "position_ids": pos}
+                ids, pos, labels = [], [], []
+
+
+def stage1_rows(
+    texts: Sequence[str], tokenizer: Any, seq_len: int, spec: FimSpec, *, seed: int
+) -> list[dict[str, list[int]]]:
+    """Packed stage-1 rows: FIM applied per document with a seeded RNG, EOS after every document."""
+    rng = random.Random(seed)
+    eos = tokenizer.eos_token_id
+    docs = []
+    for text in texts:
+        sample = fim_transform(text, spec, rng, tokenizer)
+        docs.append(tokenizer(sample, add_special_tokens=False)["input_ids"] + [eos])
+    rows = list(pack(docs, seq_len))
+    if not rows:
+        total = sum(len(d) for d in docs)
+        raise DataError(
+            f"stage-1 data has {total} tokens, less than one row of seq_len={seq_len}",
+            hint="add data or lower seq_len",
+        )
+    return rows
+
+
+def padded_rows(texts: Sequence[str], tokenizer: Any, seq_len: int) -> list[dict[str, list[int]]]:
+    """One row per document, truncated to seq_len (the unpacked baseline of the packing benchmark)."""
+    eos = tokenizer.eos_token_id
+    rows = []
+    for text in texts:
+        ids = (tokenizer(text, add_special_tokens=False)["input_ids"] + [eos])[:seq_len]
+        rows.append({"input_ids": ids, "labels": [IGNORE, *ids[1:]], "position_ids": list(range(len(ids)))})
+    return rows
+
+
+def chat_row(messages: list[dict], tokenizer: Any) -> dict[str, list[int]]:
+    """A conversation through the chat template; labels only on assistant content + the end-of-turn token.
+
+    The rendered text is tokenized with offsets and each assistant message is located in it in order, so this
+    works for templates that move the system prompt around (Mistral) as well as ChatML.
+    """
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    spans = []
+    cursor = 0
+    for m in messages:
+        start = text.find(m["content"], cursor) if m["content"] else -1
+        if start < 0:
+            continue
+        cursor = start + len(m["content"])
+        if m["role"] == "assistant":
+            spans.append((start, cursor))
+    labels = [IGNORE] * len(ids)
+    for a, b in spans:
+        inside = [i for i, (s, e) in enumerate(offsets) if s < b and e > a]
+        if not inside:
+            continue
+        for i in inside:
+            labels[i] = ids[i]
+        end = inside[-1] + 1
+        if end < len(ids):  # the end-of-turn token: the model learns to stop
+            labels[end] = ids[end]
+    return {"input_ids": ids, "labels": labels, "position_ids": list(range(len(ids)))}
+
+
+def stage2_rows(
+    conversations: Sequence[list[dict]], tokenizer: Any, seq_len: int, *, long_sequences: str = "error"
+) -> list[dict[str, list[int]]]:
+    rows = []
+    for i, messages in enumerate(conversations):
+        row = chat_row(messages, tokenizer)
+        if len(row["input_ids"]) > seq_len:
+            if long_sequences == "drop":
+                continue
+            raise DataError(
+                f"stage-2 conversation {i} has {len(row['input_ids'])} tokens, more than seq_len={seq_len}",
+                hint="raise seq_len, or set long_sequences=drop to skip such rows",
+            )
+        rows.append(row)
+    if not rows:
+        raise DataError("no stage-2 conversation fits in seq_len", hint="raise seq_len")
+    return rows
+
+
+def with_replay(rows: list[dict], replay: Sequence[dict], fraction: float, *, seed: int) -> list[dict]:
+    """`rows` plus enough stage-1 rows that they make up `fraction` of the result, shuffled."""
+    if fraction <= 0 or not replay:
+        return list(rows)
+    want = round(len(rows) * fraction / (1 - fraction))
+    rng = random.Random(seed)
+    picked = [replay[rng.randrange(len(replay))] for _ in range(want)]
+    mixed = list(rows) + picked
+    rng.shuffle(mixed)
+    return mixed
+
+
+@dataclass
+class PadCollator:
+    """Pads rows to the longest of the batch (a packed batch needs none); no attention mask, so the
+    position ids tell the model where documents (and the padding) begin."""
+
+    pad_id: int
+
+    def __call__(self, rows: list[dict]) -> dict:
+        import torch
+
+        width = max(len(r["input_ids"]) for r in rows)
+        batch: dict[str, list] = {"input_ids": [], "labels": [], "position_ids": []}
+        for r in rows:
+            extra = width - len(r["input_ids"])
+            batch["input_ids"].append(list(r["input_ids"]) + [self.pad_id] * extra)
+            batch["labels"].append(list(r["labels"]) + [IGNORE] * extra)
+            batch["position_ids"].append(list(r["position_ids"]) + list(range(extra)))
+        return {k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()}
+
+
+def token_stats(rows: Sequence[dict]) -> dict[str, int]:
+    """Tokens and target tokens of a list of rows (for the report)."""
+    return {
+        "rows": len(rows),
+        "tokens": sum(len(r["input_ids"]) for r in rows),
+        "target_tokens": sum(sum(1 for x in r["labels"] if x != IGNORE) for r in rows),
+    }
