@@ -113,9 +113,13 @@ def pack(docs: Sequence[Sequence[int]], seq_len: int) -> Iterator[dict[str, list
 
 
 def stage1_rows(
-    texts: Sequence[str], tokenizer: Any, seq_len: int, spec: FimSpec, *, seed: int
+    texts: Sequence[str], tokenizer: Any, seq_len: int, spec: FimSpec, *, seed: int, required: bool = True
 ) -> list[dict[str, list[int]]]:
-    """Packed stage-1 rows: FIM applied per document with a seeded RNG, EOS after every document."""
+    """Packed stage-1 rows: FIM applied per document with a seeded RNG, EOS after every document.
+
+    With `required` (training data), too little text for one row is a DataError; without it (a held-out
+    split, which one project alone may not have) the answer is simply no rows.
+    """
     rng = random.Random(seed)
     eos = tokenizer.eos_token_id
     docs = []
@@ -123,7 +127,7 @@ def stage1_rows(
         sample = fim_transform(text, spec, rng, tokenizer)
         docs.append(tokenizer(sample, add_special_tokens=False)["input_ids"] + [eos])
     rows = list(pack(docs, seq_len))
-    if not rows:
+    if not rows and required:
         total = sum(len(d) for d in docs)
         raise DataError(
             f"stage-1 data has {total} tokens, less than one row of seq_len={seq_len}",
@@ -174,7 +178,12 @@ def chat_row(messages: list[dict], tokenizer: Any) -> dict[str, list[int]]:
 
 
 def stage2_rows(
-    conversations: Sequence[list[dict]], tokenizer: Any, seq_len: int, *, long_sequences: str = "error"
+    conversations: Sequence[list[dict]],
+    tokenizer: Any,
+    seq_len: int,
+    *,
+    long_sequences: str = "error",
+    required: bool = True,
 ) -> list[dict[str, list[int]]]:
     rows = []
     for i, messages in enumerate(conversations):
@@ -187,7 +196,7 @@ def stage2_rows(
                 hint="raise seq_len, or set long_sequences=drop to skip such rows",
             )
         rows.append(row)
-    if not rows:
+    if not rows and required:
         raise DataError("no stage-2 conversation fits in seq_len", hint="raise seq_len")
     return rows
 

@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,9 @@ def prepare_data(cfg: TrainConfig, tokenizer: Any) -> Datasets:
         out.stage1_train = data.stage1_rows(train, tokenizer, cfg.seq_len, spec, seed=cfg.seed)
         val = [r["text"] for r in data.read_split(cfg.data, "stage1", "validation", limit=cfg.max_eval_rows)]
         # Evaluation sees the same FIM mix as training, with its own seed.
-        out.stage1_eval = data.stage1_rows(val, tokenizer, cfg.seq_len, spec, seed=cfg.seed + 1)
+        out.stage1_eval = data.stage1_rows(
+            val, tokenizer, cfg.seq_len, spec, seed=cfg.seed + 1, required=False
+        )
     if cfg.stage2_steps:
         convs = [
             r["messages"] for r in data.read_split(cfg.data, "stage2", "train", limit=cfg.max_train_rows)
@@ -66,7 +69,15 @@ def prepare_data(cfg: TrainConfig, tokenizer: Any) -> Datasets:
         val = [
             r["messages"] for r in data.read_split(cfg.data, "stage2", "validation", limit=cfg.max_eval_rows)
         ]
-        out.stage2_eval = data.stage2_rows(val, tokenizer, cfg.seq_len, long_sequences="drop")
+        out.stage2_eval = data.stage2_rows(val, tokenizer, cfg.seq_len, long_sequences="drop", required=False)
+    for name in ("stage1_eval", "stage2_eval"):
+        stage = name[:6]
+        if getattr(out, name) == [] and getattr(cfg, f"{stage}_steps"):
+            warnings.warn(
+                f"{cfg.data}: the validation split has less than one {cfg.seq_len}-token row; {stage} runs "
+                "without evaluation (add a second project to the corpus, or a validation_fraction)",
+                stacklevel=2,
+            )
     return out
 
 

@@ -129,6 +129,11 @@ def test_wrong_columns_and_missing_data(tmp_path):
 def test_too_little_data(tekken):
     with pytest.raises(DataError, match="less than one row of seq_len=4096"):
         data.stage1_rows(["x = 1"], tekken, 4096, data.FimSpec(None), seed=0)
+    # a held-out split too small for one row (one project alone has none) is no rows, not an error
+    assert data.stage1_rows(["x = 1"], tekken, 4096, data.FimSpec(None), seed=0, required=False) == []
+    assert data.stage2_rows([], tekken, 64, required=False) == []
+    with pytest.raises(DataError, match="no stage-2 conversation"):
+        data.stage2_rows([], tekken, 64)
 
 
 def test_collator_pads_without_joining_documents():
