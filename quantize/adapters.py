@@ -8,7 +8,6 @@ the very weights it was trained on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ from quantize.errors import AdapterMismatch, AdapterNotFound, UnsupportedArchite
 
 SIDECAR = "potion_adapter.json"
 SUPPORTED_ARCHITECTURES = ("MistralForCausalLM", "Qwen2ForCausalLM", "LlamaForCausalLM")
-_BLOCK = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -36,22 +34,17 @@ class Adapter:
 
 
 def weights_sha256(hf_dir: Path) -> str:
-    """The trainer's hash of a checkpoint's weights (trainer.model.weights_sha256's formula: for each
-    `*.safetensors` in name order, its name, a NUL and its own sha256), always recomputed here: an
-    export must notice weights that changed since training."""
-    files = sorted(Path(hf_dir).glob("*.safetensors")) or sorted(Path(hf_dir).glob("*.bin"))
-    if not files:
+    """The trainer's hash of a checkpoint's weights (`trainer.model.hash_weights`), always recomputed
+    here, never read from a sidecar: an export must notice weights that changed since training."""
+    from trainer.errors import ModelSourceError
+    from trainer.model import hash_weights
+
+    try:
+        return hash_weights(hf_dir)
+    except ModelSourceError as exc:
         raise AdapterNotFound(
             f"{hf_dir} has no .safetensors weights", hint="point the adapter at its HF base"
-        )
-    digest = hashlib.sha256()
-    for path in files:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(_BLOCK):
-                h.update(block)
-        digest.update(path.name.encode() + b"\0" + h.hexdigest().encode())
-    return digest.hexdigest()
+        ) from exc
 
 
 def architecture(hf_dir: Path) -> str:

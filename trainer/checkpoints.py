@@ -20,8 +20,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from potion.registry import sha256_file
 from trainer.errors import CheckpointError
-from trainer.model import file_sha256
 
 MANIFEST = "potion_manifest.json"
 STAGING = ".staging"
@@ -46,7 +46,7 @@ def step_dirs(root: Path) -> list[Path]:
 
 def write_manifest(folder: Path, extra: dict[str, Any]) -> None:
     files = {
-        str(p.relative_to(folder)): file_sha256(p)
+        str(p.relative_to(folder)): sha256_file(p)
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != MANIFEST
     }
@@ -65,7 +65,7 @@ def verify(folder: Path) -> Checkpoint:
         path = folder / rel
         if not path.is_file():
             raise CheckpointError(f"{folder} is missing {rel}")
-        if file_sha256(path) != digest:
+        if sha256_file(path) != digest:
             raise CheckpointError(f"{folder}/{rel} does not match its sha256")
     return Checkpoint(folder, int(data["step"]), int(data["stage"]), int(data["stage_step"]))
 

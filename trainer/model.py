@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from potion.registry import sha256_file
 from trainer.errors import ModelSourceError
 
 BASE_SIDECAR = "potion_base.json"
@@ -41,19 +42,9 @@ class BaseModel:
         return asdict(self)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def weights_sha256(hf_dir: Path) -> str:
-    """One hash over the weight files of an HF directory (names and contents, in name order)."""
-    sidecar = hf_dir / BASE_SIDECAR
-    if sidecar.is_file():
-        return json.loads(sidecar.read_text())["weights_sha256"]
+def hash_weights(hf_dir: Path) -> str:
+    """The weights hash, always computed: for each weight file in name order, its name, NUL, its sha256."""
+    hf_dir = Path(hf_dir)
     files = sorted(hf_dir.glob("*.safetensors")) or sorted(hf_dir.glob("*.bin"))
     if not files:
         raise ModelSourceError(
@@ -61,8 +52,17 @@ def weights_sha256(hf_dir: Path) -> str:
         )
     digest = hashlib.sha256()
     for f in files:
-        digest.update(f.name.encode() + b"\0" + file_sha256(f).encode())
+        digest.update(f.name.encode() + b"\0" + sha256_file(f).encode())
     return digest.hexdigest()
+
+
+def weights_sha256(hf_dir: Path) -> str:
+    """One hash over the weight files of an HF directory (names and contents, in name order); a rebuilt
+    base's sidecar already holds it."""
+    sidecar = hf_dir / BASE_SIDECAR
+    if sidecar.is_file():
+        return json.loads(sidecar.read_text())["weights_sha256"]
+    return hash_weights(hf_dir)
 
 
 def architecture_of(hf_dir: Path) -> str:
@@ -104,7 +104,7 @@ def hf_dir_from_gguf(gguf: Path, *, progress: bool = True) -> Path:
     from potion import settings
     from trainer.tiny import gguf_tokenizer
 
-    source_sha = file_sha256(gguf)
+    source_sha = sha256_file(gguf)
     final = settings.cache_dir() / "hf-base" / source_sha
     if (final / BASE_SIDECAR).is_file():
         return final
