@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-COMMANDS = ("run", "compare", "fim", "perplexity")
+COMMANDS = ("run", "compare", "fim", "perplexity", "gain")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from evals.errors import EvalError
@@ -24,29 +24,39 @@ def perplexity(
     max_files: int | None = None,
     advance: Callable[[int], None] = lambda _n: None,
 ) -> dict:
-    """exp(mean negative log-likelihood) over the first `window_tokens` tokens of each file (cut at a
-    line end), plus the per-file values."""
+    """Perplexity over the Elixir files of `folder` (see `perplexity_of`)."""
+    files = elixir_files(folder, max_files)
+    if not files:
+        raise EvalError(f"no .ex or .exs files under {folder}", hint="give a folder of Elixir sources")
+    documents = [(str(p.relative_to(folder)), p.read_text(encoding="utf-8", errors="replace")) for p in files]
+    return perplexity_of(backend, documents, window_tokens=window_tokens, advance=advance, where=str(folder))
+
+
+def perplexity_of(
+    backend: Backend,
+    documents: Sequence[tuple[str, str]],
+    *,
+    window_tokens: int = 512,
+    advance: Callable[[int], None] = lambda _n: None,
+    where: str = "the documents",
+) -> dict:
+    """exp(mean negative log-likelihood) over the first `window_tokens` tokens of each (name, text)
+    document (cut at a line end), plus the per-document values."""
     score = getattr(backend, "token_logprobs", None)
     if score is None:
         raise EvalError(
             "perplexity needs token log-probabilities, which only the in-process llama.cpp backend gives",
             hint="pass a registry name or .gguf path instead of a server URL",
         )
-    files = elixir_files(folder, max_files)
-    if not files:
-        raise EvalError(f"no .ex or .exs files under {folder}", hint="give a folder of Elixir sources")
     total, count, per_file = 0.0, 0, {}
-    for path in files:
-        text = path.read_text(encoding="utf-8", errors="replace")
+    for name, text in documents:
         window = keep_head(text, window_tokens, backend.tokenize)
         logprobs = score(window) if window.strip() else []
         if logprobs:
-            per_file[str(path.relative_to(folder))] = math.exp(-sum(logprobs) / len(logprobs))
+            per_file[name] = math.exp(-sum(logprobs) / len(logprobs))
             total += sum(logprobs)
             count += len(logprobs)
         advance(1)
     if not count:
-        raise EvalError(
-            f"the files under {folder} have no text to score", hint="give a folder of Elixir sources"
-        )
+        raise EvalError(f"{where} have no text to score", hint="give a folder of source files")
     return {"perplexity": math.exp(-total / count), "tokens": count, "files": per_file}

@@ -1,8 +1,9 @@
 """The whole fine-tuning loop on the tiny config, through the commands a user types:
 
 corpus from the fixture Mix project -> two-stage QLoRA (`potion train`) -> `potion export` (merged GGUF,
-Q8_0, LoRA GGUF, registered) -> llama.cpp loads the exports by name -> `potion eval compare` writes the
-base-vs-tuned report. Each step runs as its own `potion` process, as in the README's "Train on your own code".
+Q8_0, LoRA GGUF, registered) -> llama.cpp loads the exports by name -> `potion eval gain` writes the
+base-vs-tuned report against the fine-tuning targets. Each step runs as its own `potion` process, as in
+the README's "Train on your own code".
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def test_corpus_train_export_eval_on_the_tiny_config(tmp_path: Path) -> None:
     assert ppl["perplexity"] > 1 and ppl["tokens"] > 0
 
     # 5. base vs tuned: the base converted alone, the tuned one as base + the exported LoRA (applied by
-    #    llama.cpp at load time), compared on two tasks of the project's suite; the report is written.
+    #    llama.cpp at load time), measured against the fine-tuning targets (held-out Elixir and general-code
+    #    perplexity, infills through the editor's pipeline, pass@1 on two tasks of the project's suite).
     from quantize.converters import fetch_converters, run_converter
 
     base_gguf = tmp_path / "base-f16.gguf"
@@ -121,19 +123,47 @@ def test_corpus_train_export_eval_on_the_tiny_config(tmp_path: Path) -> None:
     lines = (REPO / "evals" / "suites" / "elixir.jsonl").read_text().splitlines()[:2]
     suite.write_text("\n".join(lines) + "\n")
     report = tmp_path / "report"
-    potion(
+    out = potion(
         env,
         "eval",
-        "compare",
+        "gain",
         str(base_gguf),
         f"{base_gguf} + loop-tiny",
+        "--corpus",
+        str(data),
+        "--fim-folder",
+        str(FIXTURE),
+        "--run",
+        str(run_dir),
         "--suite",
         str(suite),
+        "--ppl-docs",
+        "2",
+        "--window",
+        "64",
+        "--fim-items",
+        "3",
         "--max-tokens",
         "16",
         "--out",
         str(report),
         "--no-progress",
     )
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert set(summary) == {
+        "elixir_ppl_ratio",
+        "general_ppl_ratio",
+        "fim_exact_base",
+        "fim_exact_tuned",
+        "pass_at_1_base",
+        "pass_at_1_tuned",
+        "train_minutes",
+    }
+    assert (
+        summary["elixir_ppl_ratio"] > 0 and summary["general_ppl_ratio"] > 0 and summary["train_minutes"] > 0
+    )
+    document = json.loads((report / "gain.json").read_text())
+    assert document["tuned"]["fim_items"] >= 1 and document["base"]["suite_tasks"] == 2
     text = (report / "report.md").read_text()
-    assert "loop-tiny" in text and (report / "report.png").stat().st_size > 0
+    assert "loop-tiny" in text and "| elixir_ppl |" in text and "training.md" in text
+    assert (report / "gain.png").read_bytes()[:4] == b"\x89PNG" and (report / "loss.png").is_file()

@@ -73,6 +73,9 @@ class TrainConfig:
     fim_rate: float = 0.5
     fim_spm_rate: float = 0.5
     fim_granularity: str = "line"  # line | token
+    # Share of stage-1 rows that are general code (corpus.general: the `train` half of the Python standard
+    # library), replayed against forgetting; the forgetting check scores the other half.
+    general_replay_fraction: float = 0.0
 
     # Stage 2: instruction tuning on `messages`, loss on assistant tokens only.
     stage2_steps: int = 50
@@ -105,6 +108,7 @@ class TrainConfig:
             "fim_rate": 0 <= self.fim_rate <= 1,
             "fim_spm_rate": 0 <= self.fim_spm_rate <= 1,
             "replay_fraction": 0 <= self.replay_fraction < 1,
+            "general_replay_fraction": 0 <= self.general_replay_fraction < 1,
             "ewc_lambda": self.ewc_lambda >= 0,
             "ewc_batches": self.ewc_batches > 0,
             "eval_steps": self.eval_steps > 0,

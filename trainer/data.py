@@ -201,13 +201,20 @@ def stage2_rows(
     return rows
 
 
-def with_replay(rows: list[dict], replay: Sequence[dict], fraction: float, *, seed: int) -> list[dict]:
-    """`rows` plus enough stage-1 rows that they make up `fraction` of the result, shuffled."""
+def replay_rows(count: int, replay: Sequence[dict], fraction: float, rng: random.Random) -> list[dict]:
+    """Rows drawn from `replay` so that, added to `count` rows, they make up `fraction` of the result."""
     if fraction <= 0 or not replay:
-        return list(rows)
-    want = round(len(rows) * fraction / (1 - fraction))
+        return []
+    want = round(count * fraction / (1 - fraction))
+    return [replay[rng.randrange(len(replay))] for _ in range(want)]
+
+
+def with_replay(rows: list[dict], replay: Sequence[dict], fraction: float, *, seed: int) -> list[dict]:
+    """`rows` plus enough `replay` rows that they make up `fraction` of the result, shuffled."""
     rng = random.Random(seed)
-    picked = [replay[rng.randrange(len(replay))] for _ in range(want)]
+    picked = replay_rows(len(rows), replay, fraction, rng)
+    if not picked:
+        return list(rows)
     mixed = list(rows) + picked
     rng.shuffle(mixed)
     return mixed

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import random
 import shutil
 import time
 import warnings
@@ -41,6 +42,7 @@ class Datasets:
     """Rows of every split the run uses, tokenized (data.py)."""
 
     stage1_train: list[dict] = field(default_factory=list)
+    general_replay: list[dict] = field(default_factory=list)  # part of stage1_train, counted apart
     stage1_eval: list[dict] = field(default_factory=list)
     stage2_train: list[dict] = field(default_factory=list)
     stage2_eval: list[dict] = field(default_factory=list)
@@ -55,6 +57,17 @@ def prepare_data(cfg: TrainConfig, tokenizer: Any) -> Datasets:
     if cfg.stage1_steps or cfg.replay_fraction or cfg.ewc_lambda:
         train = [r["text"] for r in data.read_split(cfg.data, "stage1", "train", limit=cfg.max_train_rows)]
         out.stage1_train = data.stage1_rows(train, tokenizer, cfg.seq_len, spec, seed=cfg.seed)
+        if cfg.general_replay_fraction:
+            from corpus.general import general_code
+
+            general = [text for _name, text in general_code("train")]
+            pool = data.stage1_rows(general, tokenizer, cfg.seq_len, spec, seed=cfg.seed + 2)
+            rng = random.Random(cfg.seed)
+            out.general_replay = data.replay_rows(
+                len(out.stage1_train), pool, cfg.general_replay_fraction, rng
+            )
+            out.stage1_train = out.stage1_train + out.general_replay
+            rng.shuffle(out.stage1_train)
         val = [r["text"] for r in data.read_split(cfg.data, "stage1", "validation", limit=cfg.max_eval_rows)]
         # Evaluation sees the same FIM mix as training, with its own seed.
         out.stage1_eval = data.stage1_rows(

@@ -146,3 +146,30 @@ def test_collator_pads_without_joining_documents():
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert batch["labels"].tolist()[1] == [-100, -100, -100]
     assert batch["position_ids"].tolist()[1] == [0, 0, 1]  # the padding is a separate "document"
+
+
+def test_general_replay_mixes_the_train_half_of_the_standard_library(tekken, corpus_dir, tmp_path):
+    from corpus import general
+    from trainer.config import TrainConfig
+    from trainer.run import prepare_data
+
+    stdlib = tmp_path / "stdlib"
+    for i in range(8):
+        (stdlib / f"m{i}").mkdir(parents=True)
+        (stdlib / f"m{i}" / "mod.py").write_text(f"def function_{i}(value):\n    return value + {i}\n" * 60)
+    cfg = dict(model="tiny:mistral", data=str(corpus_dir), seq_len=64, stage1_steps=1, stage2_steps=0)
+    plain = prepare_data(TrainConfig(**cfg), tekken)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(general, "stdlib_root", lambda: stdlib)
+        mixed = prepare_data(TrainConfig(**cfg, general_replay_fraction=0.2), tekken)
+    n = len(plain.stage1_train)
+    assert len(mixed.general_replay) == round(n * 0.2 / 0.8) > 0
+    assert len(mixed.stage1_train) == n + len(mixed.general_replay)
+    halves = {
+        h: {rel.split("/")[0][1:] for rel, _ in general.general_code(h, stdlib)} for h in general.HALVES
+    }
+    for row in mixed.general_replay:
+        text = tekken.decode(row["input_ids"])
+        assert "defmodule" not in text and any(f"function_{i}(" in text for i in halves["train"])
+        assert not any(f"function_{i}(" in text for i in halves["eval"])  # the forgetting check's half
+    assert mixed.stats()["general_replay"]["rows"] == len(mixed.general_replay)
