@@ -212,6 +212,19 @@ def load_tokenizer(hf_dir: str | Path) -> Any:
     return tokenizer
 
 
+def keep_4bit_weights_trainable(model: Any) -> None:
+    """Turn off bitsandbytes' CPU inference repacking. On CPUs with AVX512-BF16, a `Linear4bit` called in
+    eval mode without gradients (the Trainer's evaluation) rewrites its weights into a packed layout for
+    good, and every later call, training included, takes an inference kernel that autograd cannot go
+    through: the EWC Fisher pass then fails ("a view of a leaf Variable ... in-place") and training after
+    an evaluation would get no gradients through the frozen layers."""
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+
+
 def load_model(cfg: Any, hf_dir: str | Path) -> Any:
     """The base in 4-bit NF4 (or full precision), prepared for k-bit training, with fresh LoRA adapters."""
     from peft import get_peft_model, prepare_model_for_kbit_training
@@ -226,6 +239,7 @@ def load_model(cfg: Any, hf_dir: str | Path) -> Any:
     )
     model.config.use_cache = False
     if quant is not None:
+        keep_4bit_weights_trainable(model)
         model = prepare_model_for_kbit_training(
             model,
             use_gradient_checkpointing=cfg.gradient_checkpointing,

@@ -162,8 +162,7 @@ def _stage(
                 hint=f"free space and --resume ({'from ' + kept[0].name if kept else 'no checkpoint yet'})",
             ) from exc
         raise
-    if eval_rows:
-        trainer.evaluate()
+    # No trainer.evaluate() here: the Trainer evaluates after the last step itself (step-based strategy).
     shutil.rmtree(staging, ignore_errors=True)
     return trainer
 

@@ -98,7 +98,7 @@ def gain(args: GainArgs) -> int:
     context = [
         f"Measured at commit `{commit() or '?'}` with `potion eval gain` "
         f"(settings: {', '.join(f'{k}={v}' for k, v in vars(settings).items())}).",
-        f"Held-out Elixir: the validation split of `{args.corpus}`; "
+        f"Held-out Elixir: the validation split of `{args.corpus}`{_split_words(args.corpus)}; "
         f"infills: `{args.fim_folder}` (its held-out half).",
     ]
     train_minutes = None
@@ -133,3 +133,18 @@ def _train_minutes(run: Path) -> float | None:
     ]
     seconds = [s for s in seconds if s is not None]
     return sum(seconds) / 60 if seconds else None
+
+
+def _split_words(corpus: Path) -> str:
+    """How the corpus held its validation data out, from its manifest."""
+    try:
+        manifest = json.loads((Path(corpus) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return ""
+    split = manifest.get("split", {})
+    projects = ", ".join(split.get("validation_projects", [])) or "?"
+    removed = manifest.get("counts", {}).get("decontaminated", 0)
+    return (
+        f" (whole projects held out: {projects}; {removed} files overlapping the evaluation suites removed "
+        "before splitting)"
+    )

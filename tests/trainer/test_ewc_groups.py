@@ -128,3 +128,23 @@ def test_embeddings_and_head_get_their_own_lr(tiny_models):
     assert set(by_name) == {"embeddings", "early", "late", "head"}
     assert by_name["embeddings"]["lr"] == pytest.approx(1e-4) and by_name["head"]["lr"] == pytest.approx(2e-4)
     assert sum(p.numel() for p in by_name["embeddings"]["params"]) == 131072 * 64
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "mistral"])  # qwen2's projections have biases
+def test_an_evaluation_pass_does_not_change_the_fisher(tiny_models, arch):
+    """An evaluation (eval mode, no gradients) before the Fisher pass, as between the stages of a run,
+    leaves the 4-bit layers differentiable: the Fisher equals the one of a model never evaluated."""
+    cfg = TrainConfig(model=str(tiny_models(arch)), data="unused", lora_r=4, lora_dropout=0.0, seq_len=32)
+    rng = random.Random(1)
+    docs = [[rng.randrange(1000, 5000) for _ in range(rng.randrange(5, 40))] for _ in range(12)]
+    batches = [PadCollator(0)([row]) for row in list(pack(docs, cfg.seq_len))[:3]]
+    fresh = estimate_fisher(load_model(cfg, cfg.model), batches, 1.0)
+    evaluated = load_model(cfg, cfg.model)
+    evaluated.eval()
+    with torch.no_grad():
+        evaluated(**batches[0])
+    after_eval = estimate_fisher(evaluated, batches, 1.0)
+    assert fresh.fisher.keys() == after_eval.fisher.keys()
+    for name, value in fresh.fisher.items():
+        assert torch.allclose(value, after_eval.fisher[name], rtol=1e-4, atol=1e-10), name
+    assert any(v.abs().sum() > 0 for v in fresh.fisher.values())
