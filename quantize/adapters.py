@@ -67,6 +67,8 @@ def architecture(hf_dir: Path) -> str:
 def find_adapter(spec: str) -> Adapter:
     """The adapter named by a run dir, an adapter dir or an id; AdapterNotFound says which forms exist."""
     path = Path(spec).expanduser()
+    if path.exists():  # absolute: the converters run in another working directory
+        path = path.resolve()
     if (path / "adapter" / SIDECAR).is_file():
         return read_adapter(path / "adapter")
     if (path / SIDECAR).is_file():

@@ -202,3 +202,14 @@ def test_lora_is_never_merged_into_quantized_weights(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({**config, "quantization_config": nf4}))
     with pytest.raises(ExportError, match="never merged into quantized weights"):
         base_dtype(tmp_path)
+
+
+def test_a_relative_run_directory_is_found_as_an_absolute_one(qwen_adapter, monkeypatch):
+    """The converters run in their own working directory: an adapter given as `runs/NAME` must reach them
+    as an absolute path (a relative one made convert_lora_to_gguf.py look for adapter_model.bin)."""
+    from quantize.adapters import find_adapter
+
+    _base, adapter_dir = qwen_adapter
+    monkeypatch.chdir(adapter_dir.parent)
+    found = find_adapter(adapter_dir.name)
+    assert found.dir.is_absolute() and found.dir == adapter_dir.resolve()
