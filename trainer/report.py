@@ -30,16 +30,23 @@ class MetricsLog(TrainerCallback):
     """Appends every Trainer log (loss, lr, grad norm, eval loss + perplexity, EWC penalty) as one JSON line
     with the stage and the step counted across stages; stops the run on a NaN/inf loss."""
 
-    def __init__(self, path: Path | None, *, stage: int, offset: int) -> None:
+    def __init__(self, path: Path | None, *, stage: int, offset: int, attempt: int = 1) -> None:
         self.path = path
         self.stage = stage
         self.offset = offset
+        self.attempt = attempt
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = dict(logs or {})
         if "eval_loss" in logs:
             logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50.0))
-        record = {"stage": self.stage, "step": self.offset + state.global_step, **logs}
+        record = {
+            "stage": self.stage,
+            "step": self.offset + state.global_step,
+            "attempt": self.attempt,
+            "time": round(time.time(), 3),
+            **logs,
+        }
         if self.path is not None and state.is_world_process_zero:
             with open(self.path, "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -148,11 +155,55 @@ def stage_summary(metrics: list[dict[str, Any]], stage: int) -> dict[str, Any]:
     if evals:
         out.update(eval_loss=evals[-1]["eval_loss"], eval_perplexity=evals[-1]["eval_perplexity"])
     if final:
-        runtime = final[-1].get("train_runtime") or 0.0
+        # A resumed stage has one Trainer per attempt, each timing only its own part.
+        by_attempt: dict[Any, float] = {}
+        for m in rows:
+            if "train_runtime" in m:
+                key = m.get("attempt")
+                by_attempt[key] = max(by_attempt.get(key, 0.0), m["train_runtime"] or 0.0)
+        runtime = sum(by_attempt.values())
         out["train_runtime_s"] = runtime
         out["tokens"] = final[-1].get("num_input_tokens_seen", 0)
         out["tokens_per_s"] = out["tokens"] / runtime if runtime else None
     return out
+
+
+ATTEMPTS = "attempts.jsonl"
+
+
+def begin_attempt(run_dir: Path, resumed_from: int | None, started: float) -> int:
+    """Records that a process started (at `started`, a time.time()) or resumed the run; returns its
+    attempt number (1, 2, ...)."""
+    path = run_dir / ATTEMPTS
+    previous = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    attempt = 1 + max((a["attempt"] for a in previous), default=0)
+    with open(path, "a") as f:
+        f.write(json.dumps({"attempt": attempt, "started": started, "resumed_from": resumed_from}) + "\n")
+    return attempt
+
+
+def end_attempt(run_dir: Path, attempt: int) -> None:
+    with open(run_dir / ATTEMPTS, "a") as f:
+        f.write(json.dumps({"attempt": attempt, "finished": time.time()}) + "\n")
+
+
+def attempt_walls(run_dir: Path, metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Wall time of every attempt: start to finish, or to its last logged step when it was killed."""
+    path = run_dir / ATTEMPTS
+    if not path.is_file():
+        return []
+    out: dict[int, dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        event = json.loads(line)
+        entry = out.setdefault(event["attempt"], {"attempt": event["attempt"]})
+        entry.update({k: v for k, v in event.items() if k != "attempt"})
+    for n, entry in out.items():
+        end = entry.get("finished") or max(
+            (m["time"] for m in metrics if m.get("attempt") == n and "time" in m), default=entry["started"]
+        )
+        entry["wall_s"] = end - entry["started"]
+        entry["completed"] = "finished" in entry
+    return [out[n] for n in sorted(out)]
 
 
 def write_report(
@@ -164,13 +215,24 @@ def write_report(
     wall_s: float,
     tokens: int,
     base: dict[str, Any],
+    attempts: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """report.md: config, data, losses, eval, wall time, peak memory, tokens/s."""
+    """report.md: config, data, losses, eval, wall time (every attempt of a resumed run), peak memory,
+    tokens/s."""
     lines = [f"# Training run `{run_dir.name}`", ""]
+    wall = f"- wall time: {wall_s:.1f} s"
+    if attempts and len(attempts) > 1:
+        parts = ", ".join(
+            f"{a['wall_s']:.0f} s"
+            + ("" if a["completed"] else " (stopped)")
+            + (f" from step {a['resumed_from']}" if a.get("resumed_from") else "")
+            for a in attempts
+        )
+        wall = f"- wall time: {wall_s:.1f} s over {len(attempts)} attempts ({parts})"
     lines += [
         f"- base model: `{base['spec']}` ({base['architecture']}, weights sha256 `{base['sha256'][:16]}…`)",
-        f"- wall time: {wall_s:.1f} s",
-        f"- peak memory: {peak_memory_bytes() / 2**30:.2f} GiB",
+        wall,
+        f"- peak memory: {peak_memory_bytes() / 2**30:.2f} GiB (this attempt)",
         f"- tokens seen: {tokens:,}",
         f"- tokens/s (overall): {tokens / max(wall_s, 1e-9):,.1f}",
         f"- python: {sys.version.split()[0]}",

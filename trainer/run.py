@@ -25,6 +25,9 @@ from trainer.model import BaseModel, load_model, load_tokenizer, resolve_base
 from trainer.report import (
     MetricsLog,
     RichProgress,
+    attempt_walls,
+    begin_attempt,
+    end_attempt,
     plot_losses,
     read_metrics,
     stage_summary,
@@ -124,6 +127,7 @@ def _stage(
     resume_from: checkpoints.Checkpoint | None,
     ewc: Any = None,
     progress: bool = True,
+    attempt: int = 1,
 ) -> Any:
     """Run one stage with the Trainer; returns the Trainer (its state has the logs)."""
     from datasets import Dataset
@@ -143,7 +147,9 @@ def _stage(
         data_collator=data.PadCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
         callbacks=[
-            MetricsLog(run_dir / "metrics.jsonl" if main else None, stage=stage, offset=offset),
+            MetricsLog(
+                run_dir / "metrics.jsonl" if main else None, stage=stage, offset=offset, attempt=attempt
+            ),
             checkpoints.PublishCheckpoints(root, stage=stage, offset=offset, keep=cfg.keep_checkpoints),
             RichProgress(f"stage {stage}", enabled=progress),
         ],
@@ -185,7 +191,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
             hint="pass --resume to continue it, or --set name=NEW for a new run",
         )
     check_memory(cfg)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     base: BaseModel = resolve_base(cfg.model, progress=progress)
     tokenizer = load_tokenizer(base.hf_dir)
     datasets = prepare_data(cfg, tokenizer)
@@ -196,6 +202,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         save_config(cfg, run_dir / "config.yaml")
         if resume_from:
             truncate_metrics(run_dir / "metrics.jsonl", resume_from.step)
+    attempt = begin_attempt(run_dir, resume_from.step if resume_from else None, started_at) if main else 0
 
     ewc = None
     ewc_path = run_dir / "stage1" / "ewc.pt"
@@ -213,6 +220,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
             offset=0,
             resume_from=resume_from,
             progress=progress,
+            attempt=attempt,
         )
         resume_from = None
         if cfg.stage2_steps and cfg.ewc_lambda > 0:
@@ -246,8 +254,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
             resume_from=resume_from,
             ewc=ewc,
             progress=progress,
+            attempt=attempt,
         )
     if main:
+        end_attempt(run_dir, attempt)
         finish(cfg, run_dir, model, tokenizer, base, datasets, wall_s=time.perf_counter() - started)
     return run_dir
 
@@ -285,6 +295,9 @@ def finish(
     if metrics:
         plot_losses(metrics, run_dir / "loss.png")
     tokens = sum(s.get("tokens", 0) for s in summaries.values())
+    attempts = attempt_walls(run_dir, metrics)
+    if len(attempts) > 1:  # a resumed run: its wall time is every attempt's
+        wall_s = sum(a["wall_s"] for a in attempts)
     write_report(
         run_dir,
         config=cfg.to_dict(),
@@ -293,5 +306,6 @@ def finish(
         wall_s=wall_s,
         tokens=tokens,
         base=base.to_dict(),
+        attempts=attempts,
     )
     return record

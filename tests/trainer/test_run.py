@@ -18,6 +18,7 @@ import yaml
 from trainer import adapters, checkpoints
 from trainer.config import TrainConfig, save_config
 from trainer.errors import CheckpointError, DivergedError, TrainerError
+from trainer.report import attempt_walls, read_metrics
 from trainer.run import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +107,13 @@ def test_two_stage_run_then_sigkill_and_exact_resume(tiny_cfg, tmp_path, capsys)
     output, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, output
     assert losses(killed) == losses(run_dir)
+    # The report's wall time covers both processes: the killed one up to its last step, and the resumed one.
+    walls = attempt_walls(killed, read_metrics(killed / "metrics.jsonl"))
+    assert [(a["attempt"], a["completed"]) for a in walls] == [(1, False), (2, True)]
+    assert walls[1]["resumed_from"] >= 2 and all(a["wall_s"] > 0 for a in walls)
+    assert "over 2 attempts" in (killed / "report.md").read_text()
+    kept = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert {m["attempt"] for m in kept} == {1, 2}
 
 
 def test_run_dir_is_never_overwritten(tiny_cfg):
