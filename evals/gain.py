@@ -25,7 +25,7 @@ from pathlib import Path
 
 from evals import models
 from evals.errors import EvalError
-from evals.store import ResultStore, key
+from evals.store import ResultStore, commit, key
 
 Progress = Callable[[str, int], Callable[[int], None]]
 
@@ -176,6 +176,7 @@ def measure(
     document = {
         "kind": "gain",
         "model": spec,
+        "commit": commit(),
         "settings": dataclasses.asdict(settings),
         "elixir_ppl": elixir_ppl["perplexity"],
         "elixir_tokens": elixir_ppl["tokens"],

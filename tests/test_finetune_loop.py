@@ -123,9 +123,7 @@ def test_corpus_train_export_eval_on_the_tiny_config(tmp_path: Path) -> None:
     lines = (REPO / "evals" / "suites" / "elixir.jsonl").read_text().splitlines()[:2]
     suite.write_text("\n".join(lines) + "\n")
     report = tmp_path / "report"
-    out = potion(
-        env,
-        "eval",
+    gain_args = [
         "gain",
         str(base_gguf),
         f"{base_gguf} + loop-tiny",
@@ -148,7 +146,8 @@ def test_corpus_train_export_eval_on_the_tiny_config(tmp_path: Path) -> None:
         "--out",
         str(report),
         "--no-progress",
-    )
+    ]
+    out = potion(env, "eval", *gain_args)
     summary = json.loads(out.strip().splitlines()[-1])
     assert set(summary) == {
         "elixir_ppl_ratio",
@@ -167,3 +166,9 @@ def test_corpus_train_export_eval_on_the_tiny_config(tmp_path: Path) -> None:
     text = (report / "report.md").read_text()
     assert "loop-tiny" in text and "| elixir_ppl |" in text and "training.md" in text
     assert (report / "gain.png").read_bytes()[:4] == b"\x89PNG" and (report / "loss.png").is_file()
+    assert "base measured now; tuned measured now" in text
+
+    # A second comparison re-uses both stored measurements and says which commit made them.
+    again = potion(env, "eval", *gain_args)
+    assert json.loads(again.strip().splitlines()[-1]) == summary
+    assert "base stored earlier (commit `" in (report / "report.md").read_text()

@@ -96,8 +96,10 @@ def gain(args: GainArgs) -> int:
     out = args.out or store.root / f"gain-{models.slug(args.base)}-vs-{models.slug(args.tuned)}"
     out.mkdir(parents=True, exist_ok=True)
     context = [
-        f"Measured at commit `{commit() or '?'}` with `potion eval gain` "
-        f"(settings: {', '.join(f'{k}={v}' for k, v in vars(settings).items())}).",
+        f"Measured with `potion eval gain` at commit `{commit() or '?'}` "
+        f"(settings: {', '.join(f'{k}={v}' for k, v in vars(settings).items())}); "
+        + "; ".join(_provenance(label, result) for label, result in measured.items())
+        + ".",
         f"Held-out Elixir: the validation split of `{args.corpus}`{_split_words(args.corpus)}; "
         f"infills: `{args.fim_folder}` (its held-out half).",
     ]
@@ -121,6 +123,13 @@ def gain(args: GainArgs) -> int:
     print(f"report: {out / 'report.md'}", file=sys.stderr)
     print(json.dumps(summary))
     return 0
+
+
+def _provenance(label: str, result: dict) -> str:
+    """Which commit measured a side, and whether this run re-used a stored measurement."""
+    if result.get("reused"):
+        return f"{label} stored earlier (commit `{result.get('commit') or '?'}`), not re-run"
+    return f"{label} measured now"
 
 
 def _train_minutes(run: Path) -> float | None:
