@@ -67,12 +67,6 @@ def truncate_metrics(path: Path, after_step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept))
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 class RichProgress(TrainerCallback):
     """One rich bar per stage on stderr: steps, loss, tokens/s and the time left."""
 
@@ -166,44 +160,6 @@ def stage_summary(metrics: list[dict[str, Any]], stage: int) -> dict[str, Any]:
         out["tokens"] = final[-1].get("num_input_tokens_seen", 0)
         out["tokens_per_s"] = out["tokens"] / runtime if runtime else None
     return out
-
-
-ATTEMPTS = "attempts.jsonl"
-
-
-def begin_attempt(run_dir: Path, resumed_from: int | None, started: float) -> int:
-    """Records that a process started (at `started`, a time.time()) or resumed the run; returns its
-    attempt number (1, 2, ...)."""
-    path = run_dir / ATTEMPTS
-    previous = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
-    attempt = 1 + max((a["attempt"] for a in previous), default=0)
-    with open(path, "a") as f:
-        f.write(json.dumps({"attempt": attempt, "started": started, "resumed_from": resumed_from}) + "\n")
-    return attempt
-
-
-def end_attempt(run_dir: Path, attempt: int) -> None:
-    with open(run_dir / ATTEMPTS, "a") as f:
-        f.write(json.dumps({"attempt": attempt, "finished": time.time()}) + "\n")
-
-
-def attempt_walls(run_dir: Path, metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Wall time of every attempt: start to finish, or to its last logged step when it was killed."""
-    path = run_dir / ATTEMPTS
-    if not path.is_file():
-        return []
-    out: dict[int, dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
-        event = json.loads(line)
-        entry = out.setdefault(event["attempt"], {"attempt": event["attempt"]})
-        entry.update({k: v for k, v in event.items() if k != "attempt"})
-    for n, entry in out.items():
-        end = entry.get("finished") or max(
-            (m["time"] for m in metrics if m.get("attempt") == n and "time" in m), default=entry["started"]
-        )
-        entry["wall_s"] = end - entry["started"]
-        entry["completed"] = "finished" in entry
-    return [out[n] for n in sorted(out)]
 
 
 def write_report(

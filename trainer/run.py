@@ -19,17 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from trainer import adapters, checkpoints, data, planner
+from trainer.attempts import attempt_walls, begin_attempt, end_attempt, read_metrics
 from trainer.config import TrainConfig, save_config
 from trainer.errors import CheckpointError, MemoryPlanError, TrainerError
 from trainer.model import BaseModel, load_model, load_tokenizer, resolve_base
 from trainer.report import (
     MetricsLog,
     RichProgress,
-    attempt_walls,
-    begin_attempt,
-    end_attempt,
     plot_losses,
-    read_metrics,
     stage_summary,
     truncate_metrics,
     write_report,

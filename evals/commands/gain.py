@@ -133,15 +133,11 @@ def _provenance(label: str, result: dict) -> str:
 
 
 def _train_minutes(run: Path) -> float | None:
-    """Training wall time from the run's metrics (the trainer logs `train_runtime` per stage)."""
-    path = run / "metrics.jsonl"
-    if not path.is_file():
-        return None
-    seconds = [
-        json.loads(line).get("train_runtime") for line in path.read_text().splitlines() if line.strip()
-    ]
-    seconds = [s for s in seconds if s is not None]
-    return sum(seconds) / 60 if seconds else None
+    """The training run's wall time over all its attempts (a killed-and-resumed run counts both)."""
+    from trainer.attempts import run_wall_s  # plain JSON files: no torch
+
+    seconds = run_wall_s(run)
+    return seconds / 60 if seconds is not None else None
 
 
 def _split_words(corpus: Path) -> str:

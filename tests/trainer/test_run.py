@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from trainer import adapters, checkpoints
+from trainer.attempts import attempt_walls, read_metrics, run_wall_s
 from trainer.config import TrainConfig, save_config
 from trainer.errors import CheckpointError, DivergedError, TrainerError
-from trainer.report import attempt_walls, read_metrics
 from trainer.run import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,6 +111,7 @@ def test_two_stage_run_then_sigkill_and_exact_resume(tiny_cfg, tmp_path, capsys)
     walls = attempt_walls(killed, read_metrics(killed / "metrics.jsonl"))
     assert [(a["attempt"], a["completed"]) for a in walls] == [(1, False), (2, True)]
     assert walls[1]["resumed_from"] >= 2 and all(a["wall_s"] > 0 for a in walls)
+    assert run_wall_s(killed) == pytest.approx(sum(a["wall_s"] for a in walls))
     assert "over 2 attempts" in (killed / "report.md").read_text()
     kept = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
     assert {m["attempt"] for m in kept} == {1, 2}
