@@ -57,7 +57,7 @@ class DatabaseTooNew(PotionError):
 
 
 class ModelVersionError(PotionError):
-    """The `stable` pointer cannot move (nothing to roll back to, a damaged file, a model that cannot load)."""
+    """The `stable` pointer cannot move or be read (nothing to roll back to, a damaged file)."""
 
 
 class ServerRejected(BackendError):

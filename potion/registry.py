@@ -110,9 +110,9 @@ def resolve(spec: str | None = None, *, pull: bool = True, progress: bool = Fals
     """The path of a verified, readable GGUF for a registry name, an `hf:` spec or a local path.
 
     None (or "stable") means the model the `stable` pointer names (`potion models promote`), which is
-    DEFAULT_MODEL until something is promoted. A registry model that is not assembled yet is assembled when `pull` is
-    True; otherwise ModelNotFound tells how to get it. Raises ModelNotFound | ModelCorrupt |
-    ModelDownloadError, each with a one-line fix.
+    DEFAULT_MODEL until something is promoted. A registry model that is not assembled yet is assembled
+    when `pull` is True; otherwise ModelNotFound tells how to get it. Raises ModelNotFound | ModelCorrupt
+    | ModelDownloadError, each with a one-line fix.
     """
     spec = default_spec(spec)
     if split_adapter_spec(spec)[1] is not None:
@@ -263,7 +263,8 @@ def list_models() -> list[ModelStatus]:
                     source=f"export {export.folder}",
                     state=("ready" if ok else "unverified") if entry.path.exists() else "missing",
                     path=entry.path if entry.path.exists() else None,
-                    default=stable in (f"{export.name}:{kind}", export.name if kind == export.default else None),
+                    default=stable
+                    in (f"{export.name}:{kind}", export.name if kind == export.default else None),
                 )
             )
     return rows

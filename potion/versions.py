@@ -92,7 +92,9 @@ def promote(spec: str, *, check: Callable[[str], object] | None = None) -> Versi
     if not spec:
         raise ModelVersionError("promote needs a model name", hint="see `potion models list`")
     if spec == STABLE:
-        raise ModelVersionError("`stable` cannot point at itself", hint="name a model: see `potion models list`")
+        raise ModelVersionError(
+            "`stable` cannot point at itself", hint="name a model: see `potion models list`"
+        )
     (check or _resolves)(spec)
     with _locked():
         state = _read()
@@ -139,7 +141,9 @@ def _read() -> dict[str, Any]:
     except FileNotFoundError:
         return {"stack": [], "history": []}
     except OSError as exc:
-        raise ModelVersionError(f"cannot read {file}: {exc.strerror or exc}", hint="check its permissions") from exc
+        raise ModelVersionError(
+            f"cannot read {file}: {exc.strerror or exc}", hint="check its permissions"
+        ) from exc
     try:
         state = json.loads(raw)
     except ValueError:
@@ -149,7 +153,9 @@ def _read() -> dict[str, Any]:
         or not isinstance(state.get("stack"), list)
         or not all(isinstance(s, str) and s for s in state["stack"])
         or not isinstance(state.get("history"), list)
-        or not all(isinstance(e, dict) and {"at", "action", "from", "to"} <= e.keys() for e in state["history"])
+        or not all(
+            isinstance(e, dict) and {"at", "action", "from", "to"} <= e.keys() for e in state["history"]
+        )
     ):
         raise ModelVersionError(
             f"{file} is damaged",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from potion.errors import BackendError
 from potion.backends.base import Backend, CancelToken, GenerationStats, ModelInfo
 from potion.backends.fake import FakeBackend
 from potion.backends.llamacpp import LlamaCppBackend
 from potion.backends.openai import OpenAIBackend
 from potion.backends.pool import BackendPool, parse_urls
+from potion.errors import BackendError
 
 
 def open_backend(

@@ -189,7 +189,9 @@ class OpenAIBackend:
                 f"{self.base_url} does not answer: {type(exc).__name__}", hint="start the server or fix --url"
             ) from exc
         if response.status_code >= 500:
-            raise BackendError(f"{self.base_url} answered {response.status_code}", hint="check the server's log")
+            raise BackendError(
+                f"{self.base_url} answered {response.status_code}", hint="check the server's log"
+            )
 
     # -- model facts -------------------------------------------------------------------------------
 
@@ -266,11 +268,13 @@ class OpenAIBackend:
 
     def _tokenize_probe(self) -> bool:
         if self._tokenize_route is None:
-            self._tokenize_route = False
+            found: str | bool = False
             for route in ("/tokenize", "/extras/tokenize"):
                 if self._server_tokenize(route, "x") is not None:
-                    self._tokenize_route = route
+                    found = route
                     break
+            # Only an answer settles it: a server that was unreachable is asked again next time.
+            self._tokenize_route = found
         return bool(self._tokenize_route)
 
     def _server_tokenize(self, route: str, text: str) -> list[int] | None:

@@ -24,7 +24,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NoReturn
 
 from potion.backends.base import CancelToken, GenerationStats, ModelInfo
 from potion.backends.openai import OpenAIBackend
@@ -59,7 +60,7 @@ def parse_urls(value: str | Sequence[str] | None) -> list[str]:
     return urls
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: the pool holds one per server
 class ServerState:
     """One server of the pool as the pool sees it (read it through `BackendPool.servers()`)."""
 
@@ -73,7 +74,6 @@ class ServerState:
     probing: bool = False
     served: int = 0
     failed: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 class BackendPool:
@@ -95,9 +95,13 @@ class BackendPool:
         try:
             urls = parse_urls(urls)
         except ValueError as exc:
-            raise BackendError(str(exc), hint="potion.backendUrl / --url takes URLs separated by commas") from exc
+            raise BackendError(
+                str(exc), hint="potion.backendUrl / --url takes URLs separated by commas"
+            ) from exc
         if not urls:
-            raise BackendError("a pool needs at least one server URL", hint="e.g. --url http://a:8080,http://b:8080")
+            raise BackendError(
+                "a pool needs at least one server URL", hint="e.g. --url http://a:8080,http://b:8080"
+            )
         self.model = model
         self.n_ctx = n_ctx
         self.backoff_s = backoff_s
@@ -206,6 +210,14 @@ class BackendPool:
             f"{what} ({reasons})", hint=f"{retry}start one of them or fix potion.backendUrl / --url"
         )
 
+    def _raise_final(self, exc: BackendError) -> NoReturn:
+        """End a request after its retry: with its own error, or the pool's state when nothing is up."""
+        with self._lock:
+            anything_up = any(s.up for s in self._servers)
+        if anything_up:
+            raise exc
+        raise self._all_down(()) from exc
+
     # -- Backend -----------------------------------------------------------------------------------
 
     @property
@@ -243,7 +255,7 @@ class BackendPool:
                 self._mark_down(server, exc)
                 tried.append(server)
                 if len(tried) > 1:
-                    raise
+                    self._raise_final(exc)
                 continue
             self._release(server, ok=True)
             return result
@@ -259,8 +271,10 @@ class BackendPool:
             server = self._acquire(tried)
             shown = False
             ok = False
+            stream = None
             try:
-                for piece in call(server.backend):
+                stream = call(server.backend)
+                for piece in stream:
                     shown = True
                     yield piece
                 ok = True
@@ -277,9 +291,11 @@ class BackendPool:
                     ) from exc
                 tried.append(server)
                 if len(tried) > 1 or len(self._servers) == 1:
-                    raise
+                    self._raise_final(exc)
                 continue  # retried once, on another server
             finally:
+                if stream is not None:
+                    stream.close()  # a caller that stopped reading: the connection closes now, not at GC
                 self._release(server, ok=ok)
                 self.last_stats = server.backend.last_stats
             return
@@ -294,7 +310,9 @@ class BackendPool:
         temperature: float = 0.0,
     ) -> Iterator[str]:
         return self._generate(
-            lambda b: b.complete(prompt, max_tokens=max_tokens, stop=stop, cancel=cancel, temperature=temperature),
+            lambda b: b.complete(
+                prompt, max_tokens=max_tokens, stop=stop, cancel=cancel, temperature=temperature
+            ),
             cancel,
         )
 
@@ -308,7 +326,9 @@ class BackendPool:
         temperature: float = 0.2,
     ) -> Iterator[str]:
         return self._generate(
-            lambda b: b.chat(messages, max_tokens=max_tokens, stop=stop, cancel=cancel, temperature=temperature),
+            lambda b: b.chat(
+                messages, max_tokens=max_tokens, stop=stop, cancel=cancel, temperature=temperature
+            ),
             cancel,
         )
 

@@ -18,7 +18,10 @@ from potion.cli_args import add_command, arg
 _STATE_STYLE = {"ready": "green", "unverified": "yellow", "not assembled": "yellow", "wheels missing": "red"}
 
 
-_SPEC_HELP = f"registry name (default {registry.DEFAULT_MODEL}), hf:OWNER/REPO/FILE.gguf or a path"
+_SPEC_HELP = (
+    "registry name, export, hf:OWNER/REPO/FILE.gguf or a path (default: stable, the default model: "
+    f"{registry.DEFAULT_MODEL} until `potion models promote`)"
+)
 
 
 @dataclass
@@ -28,18 +31,18 @@ class ListArgs:
 
 @dataclass
 class PullArgs:
-    name: str = arg(_SPEC_HELP, default=registry.DEFAULT_MODEL, positional=True)
+    name: str = arg(_SPEC_HELP, default=versions.STABLE, positional=True)
     progress: bool = arg("a progress bar", default=True)
 
 
 @dataclass
 class VerifyArgs:
-    name: str = arg(_SPEC_HELP, default=registry.DEFAULT_MODEL, positional=True)
+    name: str = arg(_SPEC_HELP, default=versions.STABLE, positional=True)
 
 
 @dataclass
 class PathArgs:
-    name: str = arg(_SPEC_HELP, default=registry.DEFAULT_MODEL, positional=True)
+    name: str = arg(_SPEC_HELP, default=versions.STABLE, positional=True)
     pull: bool = arg("assemble or download the model if needed (--no-pull fails instead)", default=True)
 
 
@@ -87,7 +90,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         promote_command,
         help="make a model the default (`stable`): the editor and the chat switch at their next request",
     )
-    add_command(sub, "rollback", RollbackArgs, rollback_command, help="point `stable` back at the previous model")
+    add_command(
+        sub, "rollback", RollbackArgs, rollback_command, help="point `stable` back at the previous model"
+    )
     add_command(sub, "history", HistoryArgs, history_command, help="every promotion and rollback of `stable`")
 
 
@@ -142,13 +147,13 @@ def list_command(args: ListArgs) -> int:
 
 
 def pull_command(args: PullArgs) -> int:
-    path = registry.pull(args.name, progress=args.progress)
+    path = registry.pull(registry.default_spec(args.name), progress=args.progress)
     print(path)
     return 0
 
 
 def verify_command(args: VerifyArgs) -> int:
-    path = registry.verify(args.name, progress=True)
+    path = registry.verify(registry.default_spec(args.name), progress=True)
     print(f"ok {path}")
     return 0
 

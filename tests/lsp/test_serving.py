@@ -16,13 +16,17 @@ from lsp.features.model_versions import follows_stable
 from lsp.lifecycle import ServerConfig, parse_settings
 from potion import versions
 
-sys.path.append(str(Path(__file__).resolve().parent.parent / "potion"))  # fakes_openai, shared with those tests
+sys.path.append(
+    str(Path(__file__).resolve().parent.parent / "potion")
+)  # fakes_openai, shared with those tests
 from fakes_openai import FakeOpenAIServer  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
 URI = "file:///w/lib/a.ex"
 SOURCE = "defmodule A do\n  def which do\n    \n  end\nend\n"
+
+TENSOR = [("t", [32], 0)]  # one tensor: a GGUF the registry accepts
 
 
 def inline_params() -> types.InlineCompletionParams:
@@ -54,7 +58,7 @@ def edit(client, version: int) -> None:
 
 async def test_a_promotion_reaches_the_running_server_at_its_next_request(home, make_gguf, monkeypatch):
     monkeypatch.setenv("POTION_HOME", str(home))
-    old, new = str(make_gguf("old.gguf")), str(make_gguf("new.gguf"))
+    old, new = str(make_gguf("old.gguf", tensors=TENSOR)), str(make_gguf("new.gguf", tensors=TENSOR))
     versions.promote(old)
     options = fake_options([], models={old: [":old_answer"], new: [":new_answer"]})
     async with lsp_session(home, capabilities=vscode_capabilities(), options=options) as client:

@@ -308,3 +308,80 @@ def test_tokenize_fails_over_too() -> None:
         pool = BackendPool([dead, good.url])
         pool._turn = 0
         assert pool.tokenize("ab") == [97, 98]
+
+
+# -- two real llama_cpp.server processes ----------------------------------------------------------
+
+
+def _start_llama_server(model, log_path):
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = _free_port()
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--port", str(port)]
+        + ["--n_ctx", "1024", "--n_threads", "1", "--verbose", "False"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        assert proc.poll() is None, log_path.read_text()[-2000:]
+        try:
+            if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
+                return proc, url, log
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "llama_cpp.server did not become ready in 180 s"
+        time.sleep(0.2)  # polling interval while the server loads the model, not a wait for a result
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(600)
+def test_two_real_llama_cpp_servers_one_killed_mid_stream(tmp_path) -> None:
+    from potion import registry
+
+    model = registry.resolve(registry.DEFAULT_MODEL)
+    started = [_start_llama_server(model, tmp_path / f"server{i}.log") for i in range(2)]
+    (victim, victim_url, _), (_, survivor_url, _) = started
+    prompt = "<|fim_prefix|>defmodule Stack do\n  <|fim_suffix|>\nend\n<|fim_middle|>"
+    stop = ["<|endoftext|>", "<|file_sep|>"]
+    try:
+        pool = BackendPool([victim_url, survivor_url], timeout=120)
+        assert pool.info.family == "qwen2.5-coder"
+        # Both serve: with nothing in flight the pool takes turns.
+        answers = ["".join(pool.complete(prompt, max_tokens=8, stop=stop)) for _ in range(2)]
+        assert all(a.strip() for a in answers) and [s.served for s in pool.servers()] == [1, 1]
+        reference = "".join(pool.complete(prompt, max_tokens=48, stop=stop))
+
+        pool._turn = 0  # the next request goes to the victim
+        got: list[str] = []
+        with pytest.raises(BackendError) as err:
+            for piece in pool.complete(prompt, max_tokens=48, stop=stop):
+                got.append(piece)
+                if len(got) == 1:
+                    victim.kill()  # the server dies mid-answer
+        message = err.value.user_message()
+        assert "mid-answer" in message and "incomplete" in message and victim_url in message
+        assert got and reference.startswith("".join(got))  # what was shown is never repeated
+        assert not pool.servers()[0].up
+
+        # Later requests go to the survivor; a fresh pool retries a refused connection there at once.
+        assert "".join(pool.complete(prompt, max_tokens=8, stop=stop)).strip()
+        fresh = BackendPool([victim_url, survivor_url], timeout=120)
+        fresh._turn = 0
+        assert "".join(fresh.complete(prompt, max_tokens=8, stop=stop)).strip()
+        assert not fresh.servers()[0].up and fresh.servers()[1].served == 1
+    finally:
+        for proc, _, log in started:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except Exception:  # noqa: BLE001 - a server that ignores SIGTERM is killed
+                proc.kill()
+                proc.wait()
+            log.close()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 
 from potion import registry, versions
 from potion.cli import main
 from potion.errors import ModelNotFound, ModelVersionError
+
+TENSOR = [("t", [32], 0)]  # one tensor: a GGUF the registry accepts
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -26,7 +29,7 @@ def test_without_promotions_stable_is_the_builtin_default(potion_home) -> None:
 
 
 def test_promote_moves_the_default_of_the_registry_and_rollback_moves_it_back(potion_home, make_gguf) -> None:
-    a, b = make_gguf("a.gguf"), make_gguf("b.gguf")
+    a, b = make_gguf("a.gguf", tensors=TENSOR), make_gguf("b.gguf", tensors=TENSOR)
     event = versions.promote(str(a))
     assert (event.action, event.before, event.after) == ("promote", registry.DEFAULT_MODEL, str(a))
     assert registry.resolve() == registry.resolve("stable") == a.resolve()
@@ -50,7 +53,7 @@ def test_promote_moves_the_default_of_the_registry_and_rollback_moves_it_back(po
 
 
 def test_promoting_the_stable_model_again_changes_nothing(potion_home, make_gguf) -> None:
-    a = str(make_gguf("a.gguf"))
+    a = str(make_gguf("a.gguf", tensors=TENSOR))
     versions.promote(a)
     before = versions.revision()
     assert versions.promote(a) is None
@@ -108,7 +111,7 @@ def test_concurrent_promotions_lose_nothing_and_readers_never_see_half_a_file(po
 
 
 def test_the_watcher_says_when_stable_moved_to_another_model(potion_home, make_gguf) -> None:
-    a, b = str(make_gguf("a.gguf")), str(make_gguf("b.gguf"))
+    a, b = str(make_gguf("a.gguf", tensors=TENSOR)), str(make_gguf("b.gguf", tensors=TENSOR))
     watcher = versions.StableWatcher()
     assert watcher.moved() is None and watcher.loaded == registry.DEFAULT_MODEL
     versions.promote(a)
@@ -119,13 +122,13 @@ def test_the_watcher_says_when_stable_moved_to_another_model(potion_home, make_g
 
 
 def test_cli_promote_history_rollback(potion_home, make_gguf, capsys) -> None:
-    a = str(make_gguf("a.gguf"))
+    a = str(make_gguf("a.gguf", tensors=TENSOR))
     code, out, _ = run(capsys, "models", "promote", a)
     assert code == 0 and out == f"stable: {registry.DEFAULT_MODEL} -> {a}\n"
     code, out, _ = run(capsys, "models", "promote", a)
     assert code == 0 and out == f"stable is already {a}\n"
     code, out, _ = run(capsys, "models", "path")
-    assert code == 0 and out == f"{registry.resolve()}\n"  # the default follows stable
+    assert code == 0 and out == f"{Path(a).resolve()}\n"  # the default follows stable
     code, out, _ = run(capsys, "models", "list")
     assert f"stable: {a}" in out  # a path has no row of its own
     code, out, _ = run(capsys, "models", "history")

@@ -8,6 +8,8 @@ from potion import registry, versions
 from potion.backends import FakeBackend, ModelInfo
 from tui.app import PotionChat
 
+TENSOR = [("t", [32], 0)]  # one tensor: a GGUF the registry accepts
+
 
 def factory(model: str | None, url: str | None) -> FakeBackend:
     """Stands in for open_backend: answers as the model the spec (or the `stable` pointer) names."""
@@ -25,7 +27,7 @@ async def ask(pilot, wait_for, text: str) -> str:
 
 
 async def test_a_promotion_answers_the_next_question(potion_home, make_gguf, workdir, wait_for) -> None:
-    old, new = str(make_gguf("old.gguf")), str(make_gguf("new.gguf"))
+    old, new = str(make_gguf("old.gguf", tensors=TENSOR)), str(make_gguf("new.gguf", tensors=TENSOR))
     versions.promote(old)
     app = PotionChat(backend_factory=factory, workdir=workdir)
     async with app.run_test() as pilot:
@@ -41,7 +43,7 @@ async def test_a_promotion_answers_the_next_question(potion_home, make_gguf, wor
 
 
 async def test_a_model_chosen_by_name_ignores_promotions(potion_home, make_gguf, workdir, wait_for) -> None:
-    old, new, chosen = (str(make_gguf(f"{n}.gguf")) for n in ("old", "new", "chosen"))
+    old, new, chosen = (str(make_gguf(f"{n}.gguf", tensors=TENSOR)) for n in ("old", "new", "chosen"))
     versions.promote(old)
     app = PotionChat(backend_factory=factory, workdir=workdir)
     async with app.run_test() as pilot:
@@ -55,7 +57,7 @@ async def test_a_model_chosen_by_name_ignores_promotions(potion_home, make_gguf,
 async def test_a_damaged_pointer_keeps_the_model_with_one_warning(
     potion_home, make_gguf, workdir, wait_for
 ) -> None:
-    versions.promote(str(make_gguf("old.gguf")))
+    versions.promote(str(make_gguf("old.gguf", tensors=TENSOR)))
     app = PotionChat(backend_factory=factory, workdir=workdir)
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: not app.loading, what="model loaded")
