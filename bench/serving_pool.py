@@ -101,6 +101,7 @@ class Server:
             self.port = s.getsockname()[1]
         self.latency_ms = latency_ms
         self.proc: subprocess.Popen | None = None
+        self.start_s = 0.0
 
     @property
     def url(self) -> str:
@@ -108,11 +109,13 @@ class Server:
 
     def start(self) -> None:
         cmd = [sys.executable, __file__, "--serve", str(self.port), "--latency-ms", str(self.latency_ms)]
+        began = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
+        deadline = began + 20
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    self.start_s = round(time.monotonic() - began, 2)  # a loaded machine starts slowly
                     return
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -169,7 +172,7 @@ def load(pool, clients: int, *, requests: int | None = None, seconds: float | No
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests, a shorter failover run")
-    parser.add_argument("--latency-ms", type=float, default=40.0, help="time a fake server takes per answer")
+    parser.add_argument("--latency-ms", type=float, default=100.0, help="time a fake server takes per answer")
     parser.add_argument("--clients", type=int, default=8, help="concurrent requests")
     parser.add_argument("--requests", type=int, default=None, help="requests per throughput run")
     parser.add_argument("--failover-s", type=float, default=None, help="length of the failover run")
@@ -179,7 +182,7 @@ def main() -> int:
         serve(args.serve, args.latency_ms)
         return 0
     requests = args.requests or (80 if args.quick else 400)
-    failover_s = args.failover_s or (6.0 if args.quick else 30.0)
+    failover_s = args.failover_s or (12.0 if args.quick else 30.0)
 
     from potion.backends import BackendPool
 
@@ -208,8 +211,14 @@ def main() -> int:
         failover = load(two, args.clients, seconds=failover_s)
         for t in timers:
             t.join()
+        restarted = time.monotonic()  # the restart returned (its port accepts) by now
         back = two.servers()[0]
-        log(f"  {failover['answered']}/{failover['sent']} answered; the killed server is up again: {back.up}")
+        # Back in rotation: probed after its back-off as requests come; keep a light load until it is.
+        while not back.up and time.monotonic() - restarted < 10:
+            load(two, 1, requests=1)
+        recovery_s = round(time.monotonic() - restarted, 2) if back.up else None
+        answered = f"{failover['answered']}/{failover['sent']}"
+        log(f"  {answered} answered; back in rotation: {back.up} ({recovery_s}s after the run)")
         for error in failover["errors"]:
             log(f"  error: {error}")
         one.close()
@@ -231,7 +240,12 @@ def main() -> int:
         "met": {"pool_speedup": speedup >= 1.8, "answered_during_failover": answered >= 0.99},
         "one_server": single,
         "two_servers": pooled,
-        "failover": {**failover, "recovered": back.up},
+        "failover": {
+            **failover,
+            "recovered": back.up,
+            "recovery_s_after_the_run": recovery_s,
+            "restart_s": victim.start_s,
+        },
     }
     print(json.dumps(result))
     return 0

@@ -287,7 +287,7 @@ class BackendPool:
                 if shown:
                     raise BackendError(
                         f"{server.url} failed mid-answer, after part of it was shown: {exc.message}",
-                        hint="the answer is incomplete; ask again (the pool sends it to another server)",
+                        hint="the answer is incomplete; ask again and the pool sends it to another server",
                     ) from exc
                 tried.append(server)
                 if len(tried) > 1 or len(self._servers) == 1:
