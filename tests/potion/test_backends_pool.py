@@ -75,6 +75,19 @@ def test_open_backend_makes_a_pool_of_several_urls_only() -> None:
         open_backend(url="http://127.0.0.1:1,127.0.0.1:2")
 
 
+def test_url_flags_take_a_pool_and_name_a_bad_entry() -> None:
+    from potion.commands.complete import CompleteArgs
+    from tui.cli import ChatArgs
+
+    base = {"file": "a.ex", "line": 1, "col": 1}
+    assert CompleteArgs(**base, url="http://a:1,http://b:2").url == "http://a:1,http://b:2"
+    with pytest.raises(ValueError, match="--url: not an http"):
+        CompleteArgs(**base, url="http://a:1,b:2")
+    assert ChatArgs(url="http://a:1,http://b:2").url == "http://a:1,http://b:2"
+    with pytest.raises(ValueError, match="--url: the server http://a:1/ is listed twice"):
+        ChatArgs(url="http://a:1,http://a:1/")
+
+
 # -- routing --------------------------------------------------------------------------------------
 
 
