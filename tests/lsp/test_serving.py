@@ -29,10 +29,10 @@ SOURCE = "defmodule A do\n  def which do\n    \n  end\nend\n"
 TENSOR = [("t", [32], 0)]  # one tensor: a GGUF the registry accepts
 
 
-def inline_params() -> types.InlineCompletionParams:
+def inline_params(line: int = 2) -> types.InlineCompletionParams:
     return types.InlineCompletionParams(
         text_document=types.TextDocumentIdentifier(uri=URI),
-        position=types.Position(line=2, character=4),
+        position=types.Position(line=line, character=4),
         context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
     )
 
@@ -48,10 +48,11 @@ async def wait_for_model(client, name: str, timeout: float = 20.0) -> None:
 
 
 def edit(client, version: int) -> None:
+    """A comment line on top (the cursor's line becomes 3): the next suggestion is not a cached one."""
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version),
-            content_changes=[types.TextDocumentContentChangeWholeDocument(text=SOURCE)],
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=f"# {version}\n{SOURCE}")],
         )
     )
 
@@ -71,14 +72,14 @@ async def test_a_promotion_reaches_the_running_server_at_its_next_request(home, 
         versions.promote(new)  # as `potion models promote` in another terminal
         edit(client, 2)  # the next request notices
         await wait_for_model(client, new)
-        result = await client.text_document_inline_completion_async(inline_params())
+        result = await client.text_document_inline_completion_async(inline_params(3))
         assert [i.insert_text for i in result.items] == [":new_answer"]
         assert any("promoted" in m.message for m in client.messages)
 
         versions.rollback()
         edit(client, 3)
         await wait_for_model(client, old)
-        result = await client.text_document_inline_completion_async(inline_params())
+        result = await client.text_document_inline_completion_async(inline_params(3))
         assert [i.insert_text for i in result.items] == [":old_answer"]
 
 
@@ -120,3 +121,39 @@ async def test_a_pool_of_urls_serves_and_survives_a_dead_server(home):
                 result = await client.text_document_inline_completion_async(inline_params())
                 assert [i.insert_text for i in result.items] == ["GenServer.call(__MODULE__, :which)"]
             assert not [m for m in client.messages if m.type == types.MessageType.Error]
+
+
+async def test_every_server_of_the_pool_down_is_one_message_and_it_recovers(home):
+    answer = "GenServer.call(__MODULE__, :which)"
+    first, second = FakeOpenAIServer([answer]), FakeOpenAIServer([answer])
+    ports = [first._httpd.server_address[1], second._httpd.server_address[1]]
+    with first, second:
+        options = {"backendUrl": [first.url, second.url], "debounceMs": 0}
+        async with lsp_session(home, capabilities=vscode_capabilities(), options=options) as client:
+            await wait_ready(client)
+            open_doc(client, URI, SOURCE)
+            result = await client.text_document_inline_completion_async(inline_params())
+            assert [i.insert_text for i in result.items] == [answer]
+            first.__exit__(None, None, None)
+            second.__exit__(None, None, None)
+
+            started = time.monotonic()
+            for version in range(2, 5):
+                edit(client, version)
+                result = await client.text_document_inline_completion_async(inline_params(3))
+                assert list(result.items) == []
+            assert time.monotonic() - started < 10  # no hang: each answer comes at once
+            warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
+            assert len(warnings) == 1 and "all 2 servers of the pool are down" in warnings[0]
+
+            with FakeOpenAIServer([answer], port=ports[1]):
+                deadline = time.monotonic() + 30
+                version = 5
+                while True:  # the back-off (0.5 s at first) ends, a request probes and is served
+                    version += 1
+                    edit(client, version)
+                    result = await client.text_document_inline_completion_async(inline_params(3))
+                    if [i.insert_text for i in result.items] == [answer]:
+                        break
+                    assert time.monotonic() < deadline, "the pool never recovered"
+                    await asyncio.sleep(0.1)

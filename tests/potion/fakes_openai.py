@@ -59,6 +59,7 @@ class FakeOpenAIServer:
         self.gate = threading.Event()
         self.client_gone = threading.Event()  # set when a write fails: the client closed the stream
         self.streams_finished = threading.Event()
+        self._connections: set[socket.socket] = set()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
@@ -78,6 +79,12 @@ class FakeOpenAIServer:
         self.gate.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+        # Like a server process that exits: its keep-alive connections go too, not only the listener.
+        for conn in list(self._connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
         self._thread.join(timeout=5)
 
     def bodies(self, path: str) -> list[Any]:
@@ -104,6 +111,14 @@ class FakeOpenAIServer:
 
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                server._connections.add(self.connection)
+
+            def finish(self) -> None:
+                server._connections.discard(self.connection)
+                super().finish()
 
             def _record(self, body: Any) -> None:
                 server.requests.append((self.command, self.path, body, dict(self.headers)))
