@@ -10,7 +10,8 @@ says why and the server goes on without AI.
 
 Tests and demos without a model use `"backend": "fake"`: a scripted `FakeBackend` configured by the
 `fake` section (`responses`: list of strings answered in turn, `token_delay_ms`, `load_delay_ms`,
-`load_error`). It is never chosen unless a client asks for it by name.
+`load_error`; `models`: {model spec: responses}, answering as whichever model the settings or the `stable`
+pointer name). It is never chosen unless a client asks for it by name.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ class ServerConfig:
     `engine`, written once in `lsp.engine.EngineConfig`; clients still send them flat (`debounceMs`)."""
 
     model: str | None = None  # registry name, hf:OWNER/REPO/FILE.gguf or a path; None: the default model
-    backend_url: str | None = None  # an OpenAI-compatible server (llama-server, vLLM, Ollama) instead
+    # An OpenAI-compatible server (llama-server, vLLM, Ollama) instead, or a pool of them: "URL,URL"
+    # (clients may send a list; it is kept joined by commas).
+    backend_url: str | None = None
     backend: str = "auto"  # "auto": backend_url or llama.cpp in-process; "fake": scripted (tests)
     n_ctx: int = 4096
     # Clients without inline completion: how long a completion request with no Elixir names to show
@@ -85,6 +88,13 @@ def _snake(name: str) -> str:
 
 def _checked(key: str, raw_key: Any, value: Any, default: Any) -> Any:
     """`value` for setting `key` if it fits the setting's type and bounds; else ConfigError naming it."""
+    if key == "backend_url" and isinstance(value, list | str):
+        from potion.backends.pool import parse_urls
+
+        try:  # one URL, or a pool: a list or one string separated by commas; kept as "a,b"
+            return ",".join(parse_urls(value)) or None
+        except ValueError as exc:
+            raise ConfigError(f"setting {raw_key!r}: {exc}") from exc
     if key in ("model", "backend_url"):
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"setting {raw_key!r} must be a string, got {value!r}")
@@ -146,8 +156,19 @@ def make_backend(config: ServerConfig) -> Backend:
 
         fake = config.fake
         error = fake.get("load_error")
+        responses, info = fake.get("responses"), None
+        if isinstance(fake.get("models"), dict):  # {"models": {spec: responses}}: stands in for the registry
+            from potion import registry
+            from potion.backends import ModelInfo
+
+            spec = registry.default_spec(config.model)
+            responses = fake["models"].get(spec)
+            if responses is None:
+                raise BackendError(f"no model named {spec!r} in the fake's models")
+            info = ModelInfo(name=spec, family="qwen2.5-coder", fim_tokens=FakeBackend([]).info.fim_tokens)
         backend = FakeBackend(
-            list(fake.get("responses") or [""]),
+            list(responses or [""]),
+            info=info,
             token_delay=float(fake.get("token_delay_ms", 0)) / 1000,
             load_error=BackendError(str(error)) if error else None,
         )

@@ -54,3 +54,11 @@ class ScaffoldError(PotionError):
 
 class DatabaseTooNew(PotionError):
     """A local SQLite store (history, telemetry) was written by a newer Potion."""
+
+
+class ModelVersionError(PotionError):
+    """The `stable` pointer cannot move or be read (nothing to roll back to, a damaged file)."""
+
+
+class ServerRejected(BackendError):
+    """A server refused the request itself (a 4xx such as a bad model name): retrying elsewhere won't help."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from potion import exported, settings
+from potion import exported, settings, versions
 from potion.errors import ModelCorrupt, ModelDownloadError, ModelNotFound
 from potion.gguf_header import check_gguf, read_metadata
 from potion.hub import byte_progress, cached_sha256, download, is_hf_spec, parse_hf_spec
@@ -109,11 +109,12 @@ class ModelStatus:
 def resolve(spec: str | None = None, *, pull: bool = True, progress: bool = False) -> Path:
     """The path of a verified, readable GGUF for a registry name, an `hf:` spec or a local path.
 
-    None means DEFAULT_MODEL. A registry model that is not assembled yet is assembled when `pull` is
-    True; otherwise ModelNotFound tells how to get it. Raises ModelNotFound | ModelCorrupt |
-    ModelDownloadError, each with a one-line fix.
+    None (or "stable") means the model the `stable` pointer names (`potion models promote`), which is
+    DEFAULT_MODEL until something is promoted. A registry model that is not assembled yet is assembled
+    when `pull` is True; otherwise ModelNotFound tells how to get it. Raises ModelNotFound | ModelCorrupt
+    | ModelDownloadError, each with a one-line fix.
     """
-    spec = DEFAULT_MODEL if spec is None or not str(spec).strip() else str(spec).strip()
+    spec = default_spec(spec)
     if split_adapter_spec(spec)[1] is not None:
         raise ModelNotFound(
             f"{spec!r} names a base and an adapter, two files",
@@ -142,6 +143,12 @@ def resolve(spec: str | None = None, *, pull: bool = True, progress: bool = Fals
     return _exported_or_local(spec)
 
 
+def default_spec(spec: str | None = None) -> str:
+    """`spec` stripped; None, blank or "stable" -> the spec the `stable` pointer names."""
+    spec = "" if spec is None else str(spec).strip()
+    return versions.stable() if not spec or spec == versions.STABLE else spec
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     """A model spec resolved: the GGUF to load and, for `BASE + ADAPTER`, the LoRA GGUF to apply."""
@@ -160,7 +167,7 @@ def split_adapter_spec(spec: str) -> tuple[str, str | None]:
 
 def resolve_model(spec: str | None = None, *, pull: bool = True, progress: bool = False) -> ResolvedModel:
     """Like `resolve`, and also `BASE + ADAPTER`: ADAPTER an export (its LoRA GGUF) or a LoRA .gguf path."""
-    base, adapter = split_adapter_spec(DEFAULT_MODEL if spec is None else str(spec))
+    base, adapter = split_adapter_spec(default_spec(spec))
     path = resolve(base, pull=pull, progress=progress)
     if adapter is None:
         return ResolvedModel(path)
@@ -223,6 +230,7 @@ def verify(name: str, *, progress: bool = False) -> Path:
 def list_models() -> list[ModelStatus]:
     """Every registry model and its state, cheaply: no hashing, only the sidecar and the wheels' RECORDs."""
     rows = []
+    stable = versions.stable()
     for model in MODELS.values():
         path = cached_path(model)
         if _sidecar_ok(model, path):
@@ -241,7 +249,7 @@ def list_models() -> list[ModelStatus]:
                 source=model.source,
                 state=state,
                 path=path if path.exists() else None,
-                default=model.name == DEFAULT_MODEL,
+                default=model.name == stable,
             )
         )
     for export in exported.list_exports():
@@ -255,6 +263,8 @@ def list_models() -> list[ModelStatus]:
                     source=f"export {export.folder}",
                     state=("ready" if ok else "unverified") if entry.path.exists() else "missing",
                     path=entry.path if entry.path.exists() else None,
+                    default=stable
+                    in (f"{export.name}:{kind}", export.name if kind == export.default else None),
                 )
             )
     return rows
@@ -485,6 +495,7 @@ __all__ = [
     "ResolvedModel",
     "chunk_paths",
     "cached_path",
+    "default_spec",
     "list_models",
     "parse_hf_spec",
     "pull",

@@ -16,6 +16,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App
 
+from potion import versions
 from potion.backends.base import Backend, CancelToken
 from potion.errors import PotionError
 from tui.errors import HistoryError
@@ -61,6 +62,8 @@ class PotionChat(App[None]):
         self.flush_interval = flush_interval
         self._chat: ChatScreen | None = None
         self.notices: list[tuple[str, str]] = []  # (severity, message) of every notification
+        # Set while the loaded model is "the default": a promotion (`potion models promote`) then reloads.
+        self._stable: versions.StableWatcher | None = None
 
     def notify(self, message: str, *, title: str = "", severity: str = "information", **kwargs) -> None:  # type: ignore[override]
         # Keep what the user was told: tests assert on it, and it outlives the toast.
@@ -112,9 +115,30 @@ class PotionChat(App[None]):
 
     def _load(self, backend: Backend | None, model: str | None, url: str | None) -> None:
         name = backend.info.name if backend is not None else (url or model or "default model")
+        self._stable = None
+        if backend is None and not url and model in (None, versions.STABLE):
+            try:
+                self._stable = versions.StableWatcher()
+            except PotionError as exc:  # a damaged pointer file: loading the default says so too
+                self.notify(exc.user_message(), title="Model", severity="warning")
         self._model_ready.clear()
         self._chat_screen().model_state(name, "loading…")
         self._load_worker(backend, model, url, name)
+
+    def check_promotion(self) -> None:
+        """Before a request: if the default model was promoted or rolled back since it loaded, load the
+        new one; the request waits for it (`wait_for_backend`) and is answered by it."""
+        if self._stable is None:
+            return
+        try:
+            spec = self._stable.moved()
+        except PotionError as exc:
+            self._stable = None  # said once; keep the model that works
+            self.notify(f"{exc.user_message()}; keeping {self.model_name}", title="Model", severity="warning")
+            return
+        if spec is not None:
+            self.notify(f"{spec} was promoted; loading it.", title="Model")
+            self._load(None, None, None)
 
     @work(thread=True, exclusive=True, group="load")
     def _load_worker(self, backend: Backend | None, model: str | None, url: str | None, name: str) -> None:

@@ -19,7 +19,10 @@ class ChatArgs:
     """The flags of `potion chat`; invalid values raise ValueError naming the flag."""
 
     model: str | None = arg("registry model name or GGUF path (default: the default model)", default=None)
-    url: str | None = arg("an OpenAI-compatible server instead of a local model", default=None)
+    url: str | None = arg(
+        "an OpenAI-compatible server instead of a local model; several, separated by commas, make a pool",
+        default=None,
+    )
     once: str | None = arg(
         "print one streamed answer and exit (- reads stdin)", default=None, metavar="QUESTION"
     )
@@ -34,6 +37,13 @@ class ChatArgs:
             raise ValueError(f"--n-ctx must be at least 256, got {self.n_ctx}")
         if self.max_tokens >= self.n_ctx:
             raise ValueError(f"--max-tokens ({self.max_tokens}) must be smaller than --n-ctx ({self.n_ctx})")
+        if self.url is not None:
+            from potion.backends.pool import parse_urls
+
+            try:
+                parse_urls(self.url)
+            except ValueError as exc:
+                raise ValueError(f"--url: {exc}") from exc
         if self.once is not None and not self.once.strip():
             raise ValueError("--once needs a question (or - to read it from stdin)")
 

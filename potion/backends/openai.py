@@ -24,7 +24,7 @@ import httpx
 
 from potion.backends.base import CancelToken, GenerationStats, ModelInfo
 from potion.backends.stops import StopMatcher
-from potion.errors import BackendError, BackendUnavailable
+from potion.errors import BackendError, BackendUnavailable, ServerRejected
 from potion.prompts import FAMILY_SIGNATURES, UNKNOWN, fim_tokens
 
 BYTES_PER_TOKEN_ESTIMATE = 3
@@ -179,6 +179,20 @@ class OpenAIBackend:
         except (json.JSONDecodeError, UnicodeDecodeError):
             return None
 
+    def ping(self, *, timeout: float = 2.0) -> None:
+        """A health probe: returns when the server answers HTTP (any status below 500) within `timeout`,
+        else raises BackendError. Cheap: one GET of /v1/models, nothing cached."""
+        try:
+            response = self._client.get(self._url("/v1/models"), timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(
+                f"{self.base_url} does not answer: {type(exc).__name__}", hint="start the server or fix --url"
+            ) from exc
+        if response.status_code >= 500:
+            raise BackendError(
+                f"{self.base_url} answered {response.status_code}", hint="check the server's log"
+            )
+
     # -- model facts -------------------------------------------------------------------------------
 
     def load(self) -> None:
@@ -254,11 +268,13 @@ class OpenAIBackend:
 
     def _tokenize_probe(self) -> bool:
         if self._tokenize_route is None:
-            self._tokenize_route = False
+            found: str | bool = False
             for route in ("/tokenize", "/extras/tokenize"):
                 if self._server_tokenize(route, "x") is not None:
-                    self._tokenize_route = route
+                    found = route
                     break
+            # Only an answer settles it: a server that was unreachable is asked again next time.
+            self._tokenize_route = found
         return bool(self._tokenize_route)
 
     def _server_tokenize(self, route: str, text: str) -> list[int] | None:
@@ -304,7 +320,9 @@ class OpenAIBackend:
         try:
             with self._client.stream("POST", url, json=body) as response, _closed_on(cancel, response):
                 if response.status_code >= 400:
-                    raise BackendError(
+                    # A 4xx is about the request (another server would refuse it too), except 408/429.
+                    rejected = response.status_code < 500 and response.status_code not in (408, 429)
+                    raise (ServerRejected if rejected else BackendError)(
                         f"{url} answered {response.status_code}: {_error_message(response)}",
                         hint=_status_hint(response.status_code),
                     )

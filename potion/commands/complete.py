@@ -18,6 +18,7 @@ from typing import TextIO
 
 from potion import completion
 from potion.backends import Backend, open_backend
+from potion.backends.pool import parse_urls
 from potion.cli_args import add_command, arg
 from potion.completion import DEFAULT_SETTINGS, CompletionStream
 from potion.errors import InvalidSource
@@ -37,7 +38,10 @@ class CompleteArgs:
     model: str | None = arg(
         "registry name, hf: spec or .gguf path (default: the default model)", default=None
     )
-    url: str | None = arg("OpenAI-compatible server instead of in-process llama.cpp", default=None)
+    url: str | None = arg(
+        "OpenAI-compatible server instead of in-process llama.cpp; several, separated by commas, make a pool",
+        default=None,
+    )
     max_tokens: int = arg("most tokens to generate (as the editor)", default=DEFAULT_SETTINGS.max_tokens)
     context_tokens: int = arg(
         "prompt budget for the file around the cursor", default=DEFAULT_SETTINGS.prompt_tokens
@@ -56,8 +60,13 @@ class CompleteArgs:
             raise ValueError(f"--context-tokens must be at least 64, got {self.context_tokens}")
         if self.n_ctx < 256:
             raise ValueError(f"--n-ctx must be at least 256, got {self.n_ctx}")
-        if self.url is not None and not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"--url must start with http:// or https://, got {self.url!r}")
+        if self.url is not None:
+            if not self.url.startswith(("http://", "https://")):
+                raise ValueError(f"--url must start with http:// or https://, got {self.url!r}")
+            try:
+                parse_urls(self.url)  # several, separated by commas, make a pool
+            except ValueError as exc:
+                raise ValueError(f"--url: {exc}") from exc
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -8,9 +8,12 @@
   "drop"        stream `drop_after` pieces, then cut the connection mid-chunk
   "no_done"     stream every piece, then close cleanly without [DONE] or a finish_reason
   "error"       answer `error_status` with an OpenAI-style JSON error body
-  "error_event" stream one piece, then an `{"error": ...}` event
-  "garbage"     stream an event that is not JSON
+  "error_event" stream `drop_after` pieces (default one), then an `{"error": ...}` event
+  "garbage"     stream `drop_after` pieces (default one), then an event that is not JSON
   "gated"       wait for `gate` before each piece after the first (for cancellation tests)
+  "stall"       send the response headers, then nothing until `gate` is set (a hung server)
+
+`port` binds a given port (0: any free one), so a test can stop a server and start it again there.
 
 Every request is recorded in `requests` as (method, path, json body or None, headers).
 `tokenize=True` serves llama-server's `/tokenize` with one token per character, except that strings
@@ -40,6 +43,7 @@ class FakeOpenAIServer:
         tokenize: bool = False,
         special_tokens: tuple[str, ...] = (),
         props: dict[str, Any] | None = None,
+        port: int = 0,
     ) -> None:
         self.pieces = pieces if pieces is not None else ["hello", " world"]
         self.mode = mode
@@ -55,7 +59,8 @@ class FakeOpenAIServer:
         self.gate = threading.Event()
         self.client_gone = threading.Event()  # set when a write fails: the client closed the stream
         self.streams_finished = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._connections: set[socket.socket] = set()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -74,6 +79,12 @@ class FakeOpenAIServer:
         self.gate.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+        # Like a server process that exits: its keep-alive connections go too, not only the listener.
+        for conn in list(self._connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
         self._thread.join(timeout=5)
 
     def bodies(self, path: str) -> list[Any]:
@@ -100,6 +111,14 @@ class FakeOpenAIServer:
 
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                server._connections.add(self.connection)
+
+            def finish(self) -> None:
+                server._connections.discard(self.connection)
+                super().finish()
 
             def _record(self, body: Any) -> None:
                 server.requests.append((self.command, self.path, body, dict(self.headers)))
@@ -168,10 +187,13 @@ class FakeOpenAIServer:
                             self.wfile.flush()
                             self.connection.shutdown(socket.SHUT_RDWR)
                             return
-                        if server.mode == "error_event" and i >= 1:
+                        if server.mode == "stall":
+                            server.gate.wait(timeout=10)
+                            return
+                        if server.mode == "error_event" and i >= server.drop_after:
                             self._event({"error": {"message": server.error_message}})
                             break
-                        if server.mode == "garbage" and i >= 1:
+                        if server.mode == "garbage" and i >= server.drop_after:
                             self._event("{not json")
                             break
                         if server.mode == "gated" and i >= 1:

@@ -290,6 +290,7 @@ class ChatScreen(SlashCommands, Screen[None]):
         await self.conversation.mount_all([view_for(stored), self._answer])
         self.conversation.anchor()
         self.refresh_sessions()
+        self.app.check_promotion()  # a promoted default model answers from this request on
         self._start(chat_messages(session.system_prompt, self.history))
         return True
 
