@@ -83,7 +83,9 @@ def test_a_worse_candidate_and_a_mixed_one():
         sample("old", "stable", shown=400, accepted=80, latency=200),
         sample("new", "canary", shown=400, accepted=140, latency=400),
     )
-    assert mixed.verdict.startswith("mixed: new [canary] is better on acceptance_rate and worse on mean_latency")
+    assert mixed.verdict.startswith(
+        "mixed: new [canary] is better on acceptance_rate and worse on mean_latency"
+    )
 
 
 def test_too_few_suggestions_is_not_enough_data():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import uuid
 
 import pytest
@@ -21,7 +22,7 @@ from potion.backends.canary import (
 )
 from potion.errors import ModelNotFound
 
-IDS = [uuid.UUID(int=i).hex[:16] for i in range(20_000)]
+IDS = [uuid.UUID(int=random.Random(i).getrandbits(128)).hex[:16] for i in range(20_000)]
 
 
 @pytest.mark.parametrize("share", [0.05, 0.1, 0.5, 0.9])
@@ -82,7 +83,9 @@ def test_a_canary_model_that_does_not_exist_is_model_not_found(potion_home):
         open_candidate(CanaryConfig(model="no-such-model", share=0.5))
 
 
-def test_an_in_process_canary_that_does_not_fit_is_refused_before_loading(potion_home, make_gguf, monkeypatch):
+def test_an_in_process_canary_that_does_not_fit_is_refused_before_loading(
+    potion_home, make_gguf, monkeypatch
+):
     path = make_gguf("candidate.gguf", tensors=[("w", [64, 2], 0)])
     monkeypatch.setattr(canary_mod, "available_memory", lambda: 1024)
     with pytest.raises(CanaryError, match="needs about"):
