@@ -93,9 +93,11 @@ def test_the_slow_warning_fires_once_on_the_p95_of_the_last_minute():
     for i in range(50):
         observe(metrics, 100 + i, 0.1)
     assert warnings == [] and metrics.window_p95() == pytest.approx(0.1)
-    for i in range(10):
-        observe(metrics, 200 + i, 2.5)  # 10 of 60 above 1 s: p95 is 2.5 s
-    assert warnings == [(2.5, 60)]
+    for i in range(3):
+        observe(metrics, 200 + i, 2.5)  # 3 of 53: the p95 rank (50 of 0..52) is still a fast one
+    assert warnings == []
+    observe(metrics, 203, 2.5)  # 4 of 54: rank 50 of 0..53 is slow
+    assert warnings == [(2.5, 54)]
     for i in range(20):
         observe(metrics, 300 + i, 8.0)
     assert len(warnings) == 1  # once
