@@ -85,22 +85,11 @@ def make_candidate(config: ServerConfig) -> Backend:
     """The candidate's backend for these settings, not loaded yet."""
     fake = config.fake.get("canary") if config.backend == "fake" else None
     if isinstance(fake, dict):
-        from potion.backends import FakeBackend, ModelInfo
-        from potion.errors import BackendError
+        from lsp.lifecycle import fake_backend  # lifecycle imports this module
+        from potion.backends import FakeBackend
 
-        stable = FakeBackend().info
-        error = fake.get("load_error")
-        return FakeBackend(
-            list(fake.get("responses") or [""]),
-            info=ModelInfo(
-                name=config.canary.model or "fake-canary",
-                family=stable.family,
-                n_ctx=stable.n_ctx,
-                fim_tokens=stable.fim_tokens,
-            ),
-            token_delay=float(fake.get("token_delay_ms", 0)) / 1000,
-            load_error=BackendError(str(error)) if error else None,
-        )
+        info = dataclasses.replace(FakeBackend().info, name=config.canary.model or "fake-canary")
+        return fake_backend(fake, info=info)
     stable_url = config.backend_url if config.backend != "fake" else None
     return open_candidate(config.canary, stable_url=stable_url, n_ctx=config.n_ctx)
 

@@ -72,10 +72,14 @@ class CompletionRequest:
     extra_files: Sequence[tuple[str, str]] = ()
 
 
+def new_suggestion_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
 @dataclass
 class Suggestion:
     text: str
-    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    id: str = field(default_factory=new_suggestion_id)
     cache_hit: bool = False
     latency_ms: float = 0.0
     prompt_tokens: int = 0
@@ -83,10 +87,6 @@ class Suggestion:
     timed_out: bool = False
     model: str = ""  # the model that answered (for a cache hit: the one that generated the text)
     arm: str = STABLE  # "stable" or "canary"
-
-
-def new_suggestion_id() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 @dataclass
@@ -293,13 +293,12 @@ class CompletionEngine:
         request: CompletionRequest,
         ctx: CursorContext,
         cancel: CancelToken,
-        suggestion_id: str | None = None,
-        arm: str = STABLE,
+        suggestion_id: str,
+        arm: str,
     ) -> Suggestion | None:
         """Runs on the worker thread: build the prompt, stream tokens, stop early, post-process."""
         if cancel.is_set():
             return None
-        suggestion_id = suggestion_id or new_suggestion_id()
         model = ""
         try:
             model = backend.info.name

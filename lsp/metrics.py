@@ -203,6 +203,7 @@ def from_telemetry(rows: Iterable[Mapping[str, Any]]) -> Metrics:
     """Metrics rebuilt from telemetry rows (`lsp.model_stats.rows`): what `potion stats --prometheus`
     prints. Failed generations are not in the telemetry, so `potion_errors` stays empty there."""
     metrics = Metrics()
+    metrics.registry.unregister(metrics.p95)  # "the last minute" of a live server: meaningless here
     for row in rows:
         metrics.observe(
             suggestion_id=row["id"],

@@ -197,7 +197,7 @@ class PotionServer(LanguageServer):
         self.loader = ModelLoader(self)
         self.canary = CanaryLoader(self)  # the candidate model of a canary split, after the stable one
         self.metrics = Metrics(
-            errors=lambda: dict(self.engine.stats.errors_by_model), on_slow=self._latency_warning
+            errors=lambda: self.engine.stats.errors_by_model, on_slow=self._latency_warning
         )
         self.metrics.configure(warn_after_s=self.config.latency_warning_ms / 1000)
         self.loop: asyncio.AbstractEventLoop | None = None
