@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from potion.backends import open_backend
 from potion.backends.base import Backend
 from potion.errors import PotionError
 
@@ -110,17 +111,14 @@ def open_candidate(config: CanaryConfig, *, stable_url: str | None = None, n_ctx
     broken model and CanaryError when an in-process model would not fit in memory."""
     url = config.backend_url or stable_url
     if url:
-        from potion.backends.openai import OpenAIBackend
-
-        return OpenAIBackend(url, model=config.model, n_ctx=n_ctx)
+        return open_backend(config.model, url=url, n_ctx=n_ctx)
     if not config.model:
         raise CanaryError("setting 'potion.canary.model' is empty", hint="name a model or set backendUrl")
     from potion import registry
-    from potion.backends.llamacpp import LlamaCppBackend
 
     resolved = registry.resolve_model(config.model)
     check_memory(config.model, memory_needed(resolved.path, resolved.adapter), available_memory())
-    return LlamaCppBackend(resolved.path, n_ctx=n_ctx, lora_path=resolved.adapter)
+    return open_backend(config.model, n_ctx=n_ctx)
 
 
 def describe_failure(model: str, exc: BaseException) -> str:
