@@ -128,8 +128,16 @@ def inline(raw: RawLsp, line: int) -> dict:
 
 def start(home: Path, options: dict, *args: str) -> RawLsp:
     raw = RawLsp(home, args=args)
-    raw.initialize(INLINE_CAPS, options)
-    raw.wait_ready()
+    # Generous timeouts: on a loaded machine the server takes a while to start.
+    params = {
+        "processId": None,
+        "rootUri": None,
+        "capabilities": INLINE_CAPS,
+        "initializationOptions": options,
+    }
+    assert "result" in raw.call("initialize", params, timeout=120)
+    raw.notify("initialized", {})
+    raw.wait_ready(timeout=60)
     raw.notify(
         "textDocument/didOpen",
         {"textDocument": {"uri": URI, "languageId": "elixir", "version": 1, "text": SOURCE}},
