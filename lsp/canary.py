@@ -84,12 +84,17 @@ def _load_key(config: ServerConfig) -> tuple:
 def make_candidate(config: ServerConfig) -> Backend:
     """The candidate's backend for these settings, not loaded yet."""
     fake = config.fake.get("canary") if config.backend == "fake" else None
-    if isinstance(fake, dict):
-        from lsp.lifecycle import fake_backend  # lifecycle imports this module
+    if isinstance(fake, dict):  # read like the stable model's `fake` section (lsp.lifecycle.make_backend)
         from potion.backends import FakeBackend
+        from potion.errors import BackendError
 
-        info = dataclasses.replace(FakeBackend().info, name=config.canary.model or "fake-canary")
-        return fake_backend(fake, info=info)
+        error = fake.get("load_error")
+        return FakeBackend(
+            list(fake.get("responses") or [""]),
+            info=dataclasses.replace(FakeBackend().info, name=config.canary.model or "fake-canary"),
+            token_delay=float(fake.get("token_delay_ms", 0)) / 1000,
+            load_error=BackendError(str(error)) if error else None,
+        )
     stable_url = config.backend_url if config.backend != "fake" else None
     return open_candidate(config.canary, stable_url=stable_url, n_ctx=config.n_ctx)
 

@@ -33,7 +33,7 @@ from potion.backends.canary import CanaryConfig
 
 if TYPE_CHECKING:
     from lsp.server import PotionServer
-    from potion.backends import Backend, ModelInfo
+    from potion.backends import Backend
 
 log = logging.getLogger(__name__)
 
@@ -149,34 +149,29 @@ def parse_settings(options: Any, base: ServerConfig | None = None) -> ServerConf
     return dataclasses.replace(base, **changes)
 
 
-def fake_backend(fake: dict[str, Any], *, info: ModelInfo | None = None) -> Backend:
-    """A scripted FakeBackend from a `fake` settings section (the stable model's, or `fake.canary`)."""
-    from potion.backends import FakeBackend
-    from potion.errors import BackendError
-
-    error = fake.get("load_error")
-    backend = FakeBackend(
-        list(fake.get("responses") or [""]),
-        info=info,
-        token_delay=float(fake.get("token_delay_ms", 0)) / 1000,
-        load_error=BackendError(str(error)) if error else None,
-    )
-    delay = float(fake.get("load_delay_ms", 0)) / 1000
-    if delay:
-        original = backend.load
-
-        def slow_load() -> None:
-            time.sleep(delay)  # stands in for reading a GGUF from disk
-            original()
-
-        backend.load = slow_load  # type: ignore[method-assign]
-    return backend
-
-
 def make_backend(config: ServerConfig) -> Backend:
     """The backend the settings ask for; nothing is loaded yet."""
     if config.backend == "fake":
-        return fake_backend(config.fake)
+        from potion.backends import FakeBackend
+        from potion.errors import BackendError
+
+        fake = config.fake
+        error = fake.get("load_error")
+        backend = FakeBackend(
+            list(fake.get("responses") or [""]),
+            token_delay=float(fake.get("token_delay_ms", 0)) / 1000,
+            load_error=BackendError(str(error)) if error else None,
+        )
+        delay = float(fake.get("load_delay_ms", 0)) / 1000
+        if delay:
+            original = backend.load
+
+            def slow_load() -> None:
+                time.sleep(delay)  # stands in for reading a GGUF from disk
+                original()
+
+            backend.load = slow_load  # type: ignore[method-assign]
+        return backend
     from potion.backends import open_backend
 
     return open_backend(config.model, url=config.backend_url, n_ctx=config.n_ctx)

@@ -16,7 +16,7 @@ from potion.backends.canary import CANARY, STABLE, routes_to_canary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
-SOURCE = "defmodule A do\n" + "".join(f"  def f{i}(x) do\n    \n  end\n" for i in range(6)) + "end\n"
+SOURCE = "defmodule A do\n" + "".join(f"  def f{i}(x) do\n    \n  end\n" for i in range(4)) + "end\n"
 
 
 def ready(canary) -> bool:
@@ -29,7 +29,7 @@ async def test_two_in_process_models_share_the_suggestions(home, tmp_path):
     options = {
         "model": model,
         "debounceMs": 0,
-        "maxTokens": 12,
+        "maxTokens": 8,
         "timeBudgetMs": 60_000,
         "canary": {"model": model, "share": 0.5},
     }
@@ -41,7 +41,7 @@ async def test_two_in_process_models_share_the_suggestions(home, tmp_path):
             assert time.monotonic() < deadline, state
             await asyncio.sleep(0.1)
         open_doc(client, uri, SOURCE)
-        for i in range(6):
+        for i in range(4):
             params = types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=uri),
                 position=types.Position(line=2 + 3 * i, character=4),
@@ -49,7 +49,7 @@ async def test_two_in_process_models_share_the_suggestions(home, tmp_path):
             )
             await client.text_document_inline_completion_async(params)
     recorded = {r["id"]: r for r in rows(home / "data" / "telemetry.sqlite3")}
-    assert len(recorded) == 6
+    assert len(recorded) == 4
     for sid, row in recorded.items():
         assert row["arm"] == (CANARY if routes_to_canary(sid, 0.5) else STABLE)
         assert row["model"]
