@@ -23,6 +23,15 @@ class LspArgs:
     stdio: bool = arg("speak LSP over stdin/stdout (the only transport)", default=True)
     log_file: Path | None = arg("write the server's log here (default: stderr)", default=None)
     verbose: bool = arg("log debug messages", default=False, short="-v")
+    metrics_port: int | None = arg(
+        "serve Prometheus metrics on http://127.0.0.1:N/metrics (0: any free port, see potion/status)",
+        default=None,
+        metavar="N",
+    )
+
+    def __post_init__(self) -> None:
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"--metrics-port must be between 0 and 65535, got {self.metrics_port}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,11 +64,31 @@ def run(args: LspArgs) -> int:
 
     protocol_out = _claim_stdout()
     server = create_server()
+    if args.metrics_port is not None:
+        _serve_metrics(server, args.metrics_port)
     try:
         repairable = serve_stdio(server, sys.stdin.buffer, protocol_out)
     finally:
         server.close()
     return 0 if repairable else 1  # non-zero: the editor restarts a server whose input went bad
+
+
+def _serve_metrics(server, port: int) -> None:
+    """Start the /metrics endpoint; a port that cannot be bound is reported, the server still runs."""
+    from lsprotocol import types
+
+    log = logging.getLogger("lsp.metrics")
+    try:
+        bound = server.metrics.serve(port)
+    except OSError as exc:
+        message = f"Potion: metrics are off: cannot listen on 127.0.0.1:{port} ({exc.strerror or exc})"
+        log.error("%s", message)
+        server.add_startup_hook(
+            "initialized",
+            lambda ls: ls.show_message(message + "; pick another --metrics-port", types.MessageType.Warning),
+        )
+        return
+    log.info("metrics on http://127.0.0.1:%d/metrics", bound)
 
 
 def _claim_stdout():

@@ -11,6 +11,9 @@ loop keeps reading messages (a newer keystroke, `$/cancelRequest`) while a sugge
 - Time budget: generation stops `time_budget_ms` after its first token; complete lines are kept.
 - Cache: by prompt text (same cursor state again), and type-through: a user typing the characters of a
   shown suggestion gets the rest of it without a generation, before any debounce.
+- Canary: with `set_canary(backend, share)`, that share of suggestions, chosen by a hash of the suggestion
+  id made before generating (`potion.backends.canary.routes_to_canary`), goes to the candidate backend.
+  Every suggestion carries the `model` that answered and its `arm`; a cached answer keeps its author's.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import TypeVar
 
 from potion import completion
 from potion.backends import Backend, CancelToken
+from potion.backends.canary import CANARY, STABLE, routes_to_canary
 from potion.completion import DEFAULT_SETTINGS, CompletionSettings, CompletionStream, CursorContext
 from potion.errors import PotionError
 from potion.prompts import CompletionPrompt
@@ -68,15 +72,21 @@ class CompletionRequest:
     extra_files: Sequence[tuple[str, str]] = ()
 
 
+def new_suggestion_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
 @dataclass
 class Suggestion:
     text: str
-    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    id: str = field(default_factory=new_suggestion_id)
     cache_hit: bool = False
     latency_ms: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     timed_out: bool = False
+    model: str = ""  # the model that answered (for a cache hit: the one that generated the text)
+    arm: str = STABLE  # "stable" or "canary"
 
 
 @dataclass
@@ -87,6 +97,7 @@ class EngineStats:
     superseded: int = 0  # requests answered None because a newer one came during the debounce
     cancelled: int = 0  # generations stopped by a newer request or $/cancelRequest
     errors: int = 0
+    errors_by_model: dict[str, int] = field(default_factory=dict)  # failed generations per model
 
 
 @dataclass
@@ -98,6 +109,8 @@ class _Shown:
     prefix_tail: str
     suffix_head: str
     text: str
+    model: str = ""
+    arm: str = STABLE
 
 
 class TypeThroughCache:
@@ -108,9 +121,15 @@ class TypeThroughCache:
         self._entries: OrderedDict[tuple[str, int, str, str], _Shown] = OrderedDict()
         self._lock = threading.Lock()
 
-    def store(self, request: CompletionRequest, text: str) -> None:
+    def store(self, request: CompletionRequest, text: str, model: str = "", arm: str = STABLE) -> None:
         entry = _Shown(
-            request.uri, len(request.prefix), request.prefix[-_TAIL:], request.suffix[:_TAIL], text
+            request.uri,
+            len(request.prefix),
+            request.prefix[-_TAIL:],
+            request.suffix[:_TAIL],
+            text,
+            model,
+            arm,
         )
         key = (entry.uri, entry.prefix_len, entry.prefix_tail, entry.suffix_head)
         with self._lock:
@@ -121,6 +140,11 @@ class TypeThroughCache:
 
     def lookup(self, request: CompletionRequest) -> str | None:
         """The rest of a cached suggestion for this cursor state, or None."""
+        found = self.lookup_entry(request)
+        return found[0] if found is not None else None
+
+    def lookup_entry(self, request: CompletionRequest) -> tuple[str, _Shown] | None:
+        """The rest of a cached suggestion and the entry it comes from (its model), or None."""
         n = len(request.prefix)
         head = request.suffix[:_TAIL]
         with self._lock:
@@ -131,10 +155,10 @@ class TypeThroughCache:
                 continue
             if typed == 0:
                 if request.prefix.endswith(e.prefix_tail):
-                    return e.text
+                    return e.text, e
                 continue
             if request.prefix.endswith(e.prefix_tail + e.text[:typed]):
-                return e.text[typed:]
+                return e.text[typed:], e
         return None
 
 
@@ -166,7 +190,8 @@ class CompletionEngine:
         self.on_error = on_error
         self.stats = EngineStats()
         self.cache = TypeThroughCache(self.config.cache_size)
-        self._prompt_cache: OrderedDict[str, str] = OrderedDict()
+        self._prompt_cache: OrderedDict[tuple[str, str], str] = OrderedDict()  # (model, prompt) -> text
+        self.canary: tuple[Backend, float] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="potion-generate")
         self._latest = 0
         self._current: CancelToken | None = None
@@ -184,6 +209,22 @@ class CompletionEngine:
         with self._lock:
             self._prompt_cache.clear()
 
+    def set_canary(self, backend: Backend | None, share: float = 0.0) -> None:
+        """Send `share` of the suggestions to `backend` (None: every suggestion to the stable model).
+        Another candidate (or none) forgets the cached suggestions, as a new stable model does: a removed
+        candidate's answers must not come back from the cache."""
+        old = self.canary
+        self.canary = (backend, share) if backend is not None and share > 0 else None
+        if (old[0] if old else None) is not (self.canary[0] if self.canary else None):
+            self.clear_cache()
+
+    def route(self, suggestion_id: str) -> tuple[Backend | None, str]:
+        """The backend and arm that answer the suggestion `suggestion_id`."""
+        canary = self.canary
+        if canary is not None and self.backend is not None and routes_to_canary(suggestion_id, canary[1]):
+            return canary[0], CANARY
+        return self.backend, STABLE
+
     def cancel_running(self) -> None:
         with self._lock:
             if self._current is not None:
@@ -199,17 +240,22 @@ class CompletionEngine:
         self._latest += 1
         seq = self._latest
         self.cancel_running()  # whatever runs or waits was for an older cursor state
-        cached = self.cache.lookup(request)
+        cached = self.cache.lookup_entry(request)
         if cached is not None:
             self.stats.cache_hits += 1
-            self.last = Suggestion(cached, cache_hit=True, latency_ms=(time.perf_counter() - started) * 1000)
+            text, entry = cached
+            latency_ms = (time.perf_counter() - started) * 1000
+            self.last = Suggestion(
+                text, cache_hit=True, latency_ms=latency_ms, model=entry.model, arm=entry.arm
+            )
             return self.last
         if self.config.debounce_ms > 0:
             await asyncio.sleep(self.config.debounce_ms / 1000)
         if seq != self._latest:
             self.stats.superseded += 1
             return None
-        backend = self.backend
+        suggestion_id = new_suggestion_id()
+        backend, arm = self.route(suggestion_id)
         if backend is None:
             return None
         token = CancelToken()
@@ -217,7 +263,9 @@ class CompletionEngine:
             self._current = token
         ctx = completion.cursor_context(request.prefix, request.suffix)
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._generate, backend, request, ctx, token)
+        future = loop.run_in_executor(
+            self._executor, self._generate, backend, request, ctx, token, suggestion_id, arm
+        )
         try:
             suggestion = await future
         except asyncio.CancelledError:
@@ -236,22 +284,30 @@ class CompletionEngine:
         suggestion.latency_ms = (time.perf_counter() - started) * 1000
         self.last = suggestion
         if suggestion.text:
-            self.cache.store(request, suggestion.text)
+            self.cache.store(request, suggestion.text, suggestion.model, suggestion.arm)
         return suggestion
 
     def _generate(
-        self, backend: Backend, request: CompletionRequest, ctx: CursorContext, cancel: CancelToken
+        self,
+        backend: Backend,
+        request: CompletionRequest,
+        ctx: CursorContext,
+        cancel: CancelToken,
+        suggestion_id: str,
+        arm: str,
     ) -> Suggestion | None:
         """Runs on the worker thread: build the prompt, stream tokens, stop early, post-process."""
         if cancel.is_set():
             return None
+        model = ""
         try:
+            model = backend.info.name
             prompt = build_prompt(request, backend, self.config)
             with self._lock:
-                hit = self._prompt_cache.get(prompt.text)
+                hit = self._prompt_cache.get((model, prompt.text))
             if hit is not None:
                 self.stats.cache_hits += 1
-                return Suggestion(hit, cache_hit=True)
+                return Suggestion(hit, id=suggestion_id, cache_hit=True, model=model, arm=arm)
             self.stats.generations += 1
             self.busy.set()
             settings = self.config.settings()
@@ -266,29 +322,38 @@ class CompletionEngine:
             if result.cancelled:
                 return None
             with self._lock:
-                self._prompt_cache[prompt.text] = result.text
+                self._prompt_cache[(model, prompt.text)] = result.text
                 while len(self._prompt_cache) > self.config.cache_size:
                     self._prompt_cache.popitem(last=False)
             return Suggestion(
                 result.text,
+                id=suggestion_id,
                 prompt_tokens=result.prompt_tokens,
                 completion_tokens=result.completion_tokens,
                 timed_out=result.timed_out,
+                model=model,
+                arm=arm,
             )
         except PotionError as exc:
-            self.stats.errors += 1
+            self._count_error(model)
             log.warning("generation failed: %s", exc.user_message())
             if self.on_error is not None:
                 self.on_error(exc)
             return None
         except Exception as exc:  # a backend bug must not take the language server down with it
-            self.stats.errors += 1
+            self._count_error(model)
             log.exception("generation crashed")
             if self.on_error is not None:
                 self.on_error(exc)
             return None
         finally:
             self.busy.clear()
+
+    def _count_error(self, model: str) -> None:
+        self.stats.errors += 1
+        with self._lock:  # a new dict each time: a metrics scrape reads it from another thread
+            counts = self.stats.errors_by_model
+            self.stats.errors_by_model = {**counts, model: counts.get(model, 0) + 1}
 
     async def run_exclusive(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the generation thread, after any running generation: llama.cpp runs one at a time,

@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from lsp.canary import canary_options, parse_canary
 from lsp.engine import EngineConfig
 from lsp.errors import ConfigError
+from potion.backends.canary import CanaryConfig
 
 if TYPE_CHECKING:
     from lsp.server import PotionServer
@@ -58,8 +60,11 @@ class ServerConfig:
     hover: bool = True
     code_actions: bool = True
     telemetry: bool = True
+    # One window/showMessage when the p95 latency of the last minute passes this (0: never).
+    latency_warning_ms: int = 5000
     fake: dict[str, Any] = field(default_factory=dict)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    canary: CanaryConfig = field(default_factory=CanaryConfig)  # `potion.canary.*` (lsp.canary)
 
     def model_key(self) -> tuple:
         """What identifies the loaded model: a change in any of these reloads it."""
@@ -70,6 +75,7 @@ class ServerConfig:
 _LIMITS = {
     "n_ctx": (256, 1 << 20),
     "ai_item_wait_ms": (0, 10_000),
+    "latency_warning_ms": (0, 600_000),
     "debounce_ms": (0, 10_000),
     "max_tokens": (1, 4096),
     "time_budget_ms": (50, 600_000),
@@ -77,9 +83,10 @@ _LIMITS = {
     "extra_context_chars": (0, 1 << 20),
     "cache_size": (1, 1 << 16),
 }
-_SERVER_FIELDS = {f.name for f in dataclasses.fields(ServerConfig)} - {"engine"}
+_SERVER_FIELDS = {f.name for f in dataclasses.fields(ServerConfig)} - {"engine", "canary"}
 _ENGINE_FIELDS = {f.name for f in dataclasses.fields(EngineConfig)}
-SETTINGS = frozenset(_SERVER_FIELDS | _ENGINE_FIELDS)  # every setting a client may send (snake_case)
+# Every setting a client may send (snake_case); `canary` is a section (lsp.canary).
+SETTINGS = frozenset(_SERVER_FIELDS | _ENGINE_FIELDS | {"canary"})
 
 
 def _snake(name: str) -> str:
@@ -135,8 +142,12 @@ def parse_settings(options: Any, base: ServerConfig | None = None) -> ServerConf
     server_defaults, engine_defaults = ServerConfig(), EngineConfig()
     changes: dict[str, Any] = {}
     engine_changes: dict[str, Any] = {}
+    if (canary := canary_options(options)) is not None:
+        changes["canary"] = parse_canary(canary, base.canary)
     for raw_key, value in options.items():
         key = _snake(str(raw_key))
+        if key == "canary" or key.startswith("canary."):
+            continue
         if key in _SERVER_FIELDS:
             changes[key] = _checked(key, raw_key, value, getattr(server_defaults, key))
         elif key in _ENGINE_FIELDS:

@@ -27,9 +27,11 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 from pygls.workspace import TextDocument
 
+from lsp.canary import CanaryLoader
 from lsp.context import RecentChunks, uri_path
 from lsp.engine import CompletionEngine, CompletionRequest
 from lsp.lifecycle import ModelLoader, ServerConfig, parse_settings
+from lsp.metrics import Metrics
 from lsp.open_buffers import MAX_ANALYSIS_CHARS
 from lsp.telemetry import Telemetry
 from lsp.workspace_index import WorkspaceIndex
@@ -193,12 +195,18 @@ class PotionServer(LanguageServer):
         self.telemetry: Telemetry | None = None
         self.recent = RecentChunks()
         self.loader = ModelLoader(self)
+        self.canary = CanaryLoader(self)  # the candidate model of a canary split, after the stable one
+        self.metrics = Metrics(
+            errors=lambda: self.engine.stats.errors_by_model, on_slow=self._latency_warning
+        )
+        self.metrics.configure(warn_after_s=self.config.latency_warning_ms / 1000)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[DocumentListener] = []
         self._startup: dict[str, list[StartupHook]] = {"initialize": [], "initialized": []}
         self.workspace_index = WorkspaceIndex(text_of=self._document_text)
         self.add_document_listener(self.workspace_index.document_event)
         self.add_startup_hook("initialized", lambda ls: ls.workspace_index.start(ls.workspace_roots()))
+        self.add_startup_hook("initialized", lambda ls: ls.canary.start(ls.config))
         self._generation_error_shown = False
         self._telemetry_failed = False
         self._progress: dict[str, str | None] = {}  # token -> None (created), "begun", or a pending end
@@ -280,11 +288,14 @@ class PotionServer(LanguageServer):
             return
         old, self.config = self.config, new
         self.engine.configure(new.engine)
+        self.metrics.configure(warn_after_s=new.latency_warning_ms / 1000)
         if new.telemetry and self.telemetry is None:
             self._open_telemetry()
         # Before `initialized` nothing is loading yet: the first load starts there, with these settings.
         if new.model_key() != old.model_key() and self.loader.thread is not None:
             self.loader.start(new)
+        if self.loader.thread is not None:
+            self.canary.start(new)  # reloads only if the candidate changed; a new share re-routes
 
     # -- messages that may come from worker threads ------------------------------------------------
 
@@ -349,6 +360,15 @@ class PotionServer(LanguageServer):
         text = exc.user_message() if isinstance(exc, PotionError) else f"{type(exc).__name__}: {exc}"
         self.show_message(f"Potion: generation failed: {text}", types.MessageType.Warning)
 
+    def _latency_warning(self, p95_s: float, samples: int) -> None:
+        limit = self.config.latency_warning_ms / 1000
+        self.show_message(
+            f"Potion: suggestions are slow: p95 latency {p95_s:.1f} s over the last minute ({samples} "
+            f"suggestions), above {limit:g} s (potion.latencyWarningMs). A smaller model, a lower "
+            "maxTokens or a GPU server (potion.backendUrl) helps.",
+            types.MessageType.Warning,
+        )
+
     def _open_telemetry(self) -> None:
         if self._telemetry_failed:
             return  # said once already: settings and `initialize` both ask for it
@@ -371,6 +391,8 @@ class PotionServer(LanguageServer):
 
     def close(self) -> None:
         self.engine.close()
+        self.canary.close()
+        self.metrics.close()
         if self.backend is not None:
             self.backend.close()
         if self.telemetry is not None:
@@ -453,6 +475,13 @@ def register_core(server: PotionServer) -> None:
             "superseded": stats.superseded,
             "cancelled": stats.cancelled,
             "errors": stats.errors,
+            "canary": {
+                "model": ls.config.canary.model,
+                "share": ls.config.canary.share,
+                "ready": ls.canary.backend is not None,
+                "error": ls.canary.error,
+            },
+            "metrics_port": ls.metrics.port,
             "last": None
             if (last := ls.engine.last) is None
             else {
@@ -467,7 +496,10 @@ def register_core(server: PotionServer) -> None:
     @server.command(ACCEPTED_COMMAND)
     def accepted(ls: PotionServer, *args: Any) -> None:
         """Sent by the client when the user accepts a suggestion (the item's `command`)."""
-        if ls.telemetry is not None and args and isinstance(args[0], str):
+        if not args or not isinstance(args[0], str):
+            return
+        ls.metrics.accepted(args[0])
+        if ls.telemetry is not None:
             ls.telemetry.accepted(args[0])
 
 

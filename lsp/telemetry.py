@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lsp.errors import TelemetryError
 from potion import settings
+from potion.abtest import percentile
 from potion.errors import DatabaseTooNew
 from potion.sqlite_migrations import migrate
 
@@ -40,6 +41,11 @@ MIGRATIONS: list[str] = [
     """,
     # 2: generations stopped by the time budget
     "ALTER TABLE suggestions ADD COLUMN timed_out INTEGER NOT NULL DEFAULT 0;",
+    # 3: which model answered, and its arm of a canary split ("stable" or "canary")
+    """
+    ALTER TABLE suggestions ADD COLUMN model TEXT NOT NULL DEFAULT '';
+    ALTER TABLE suggestions ADD COLUMN arm TEXT NOT NULL DEFAULT 'stable';
+    """,
 ]
 
 
@@ -80,6 +86,8 @@ class Record:
     shown: bool
     cache_hit: bool
     timed_out: bool = False
+    model: str = ""  # the model that answered (`ModelInfo.name`)
+    arm: str = "stable"  # "stable" or "canary" (potion.backends.canary)
 
 
 class Telemetry:
@@ -96,7 +104,8 @@ class Telemetry:
         self._queue.put(
             (
                 "INSERT OR REPLACE INTO suggestions (id, ts, uri, kind, latency_ms, prompt_tokens,"
-                " completion_tokens, shown, cache_hit, timed_out) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " completion_tokens, shown, cache_hit, timed_out, model, arm)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     rec.id,
                     time.time(),
@@ -108,6 +117,8 @@ class Telemetry:
                     int(rec.shown),
                     int(rec.cache_hit),
                     int(rec.timed_out),
+                    rec.model,
+                    rec.arm,
                 ),
             )
         )
@@ -140,13 +151,6 @@ class Telemetry:
             self._thread.join(timeout=5)
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return 0.0
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
-
-
 def summary(path: Path | None = None, *, since: float | None = None) -> dict[str, float | int]:
     """Latency percentiles and acceptance / cache-hit rates of the recorded suggestions."""
     path = path or default_path()
@@ -170,8 +174,8 @@ def summary(path: Path | None = None, *, since: float | None = None) -> dict[str
         "suggestions": len(rows),
         "shown": shown,
         "accepted": accepted,
-        "p50_ms": round(_percentile(latencies, 0.50), 1),
-        "p95_ms": round(_percentile(latencies, 0.95), 1),
+        "p50_ms": round(percentile(latencies, 0.50), 1),
+        "p95_ms": round(percentile(latencies, 0.95), 1),
         "acceptance_rate": round(accepted / shown, 3) if shown else 0.0,
         "cache_hit_rate": round(hits / len(rows), 3) if rows else 0.0,
         "completion_tokens": sum(r[4] for r in rows),

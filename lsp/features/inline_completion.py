@@ -52,7 +52,18 @@ async def engine_suggestion(server: PotionServer, uri: str, position: types.Posi
 
 
 def record(server: PotionServer, uri: str, suggestion: Suggestion, kind: str) -> None:
-    """Telemetry of a suggestion answered to the client (`kind`: "inline" or "completion")."""
+    """Metrics and telemetry of a suggestion answered to the client (`kind`: "inline" or "completion")."""
+    server.metrics.observe(
+        suggestion_id=suggestion.id,
+        model=suggestion.model,
+        arm=suggestion.arm,
+        kind=kind,
+        latency_s=suggestion.latency_ms / 1000,
+        shown=bool(suggestion.text),
+        cache_hit=suggestion.cache_hit,
+        timed_out=suggestion.timed_out,
+        completion_tokens=suggestion.completion_tokens,
+    )
     if server.telemetry is None or not server.config.telemetry:
         return
     server.telemetry.record(
@@ -66,6 +77,8 @@ def record(server: PotionServer, uri: str, suggestion: Suggestion, kind: str) ->
             shown=bool(suggestion.text),
             cache_hit=suggestion.cache_hit,
             timed_out=suggestion.timed_out,
+            model=suggestion.model,
+            arm=suggestion.arm,
         )
     )
 

@@ -10,7 +10,7 @@ from lsp.context import RecentChunks, lines_around
 from lsp.engine import EngineConfig
 from lsp.errors import ConfigError, TelemetryError
 from lsp.lifecycle import ServerConfig, parse_settings
-from lsp.telemetry import Record, Telemetry, summary
+from lsp.telemetry import MIGRATIONS, Record, Telemetry, summary
 
 
 def test_lines_around_is_centred_and_clamped():
@@ -86,7 +86,7 @@ def test_telemetry_records_and_summarises(tmp_path):
     assert stats["p50_ms"] in (50.0, 60.0) and stats["p95_ms"] == 100.0
     assert stats["acceptance_rate"] == 0.2 and stats["cache_hit_rate"] == 0.2
     # Migrations are numbered: the schema version is the number of migrations.
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 3
 
 
 def test_telemetry_on_a_corrupt_file_is_a_clear_error(tmp_path):
@@ -105,7 +105,7 @@ def test_telemetry_from_a_newer_potion_is_a_clear_error(tmp_path):
     db.close()
     with pytest.raises(TelemetryError) as info:
         Telemetry(path)
-    assert "newer than this Potion's 2" in info.value.user_message()
+    assert f"newer than this Potion's {len(MIGRATIONS)}" in info.value.user_message()
 
 
 def test_summary_without_a_database():
