@@ -133,6 +133,11 @@ class _Write:
     session_id: int = 0  # "update", "claim"
 
 
+def session_title(first_text: str) -> str:
+    """A new chat's title: its first message on one line, cut to 48 characters."""
+    return " ".join(first_text.split())[:48] or "New chat"
+
+
 def default_path() -> Path:
     return settings.data_dir() / DB_NAME
 
@@ -215,7 +220,9 @@ class HistoryStore:
         if report is None:  # a newer Potion's history: keep it whole for that Potion
             kept = move_aside(path)
             store = cls(path, timeout=timeout)
-            store.notice = f"History database was unreadable ({exc}); moved it to {kept.name} and started a fresh one"
+            store.notice = (
+                f"History database was unreadable ({exc}); moved it to {kept.name} and started a fresh one"
+            )
             return store
         store = cls(path, timeout=timeout)
         store._repair_salvaged()
@@ -330,7 +337,9 @@ class HistoryStore:
                     return
                 except sqlite3.OperationalError as exc:
                     if not _is_locked(exc):
-                        raise HistoryError(f"could not save chat history: {exc}", hint=str(self.path)) from exc
+                        raise HistoryError(
+                            f"could not save chat history: {exc}", hint=str(self.path)
+                        ) from exc
                 except sqlite3.Error as exc:
                     raise HistoryError(f"could not save chat history: {exc}", hint=str(self.path)) from exc
             self._pending.append(write)
@@ -395,7 +404,15 @@ class HistoryStore:
             cur = side._conn.execute(
                 "INSERT INTO sessions (title, created, updated, system_prompt, model, continues_id,"
                 " continues_created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (known.title, known.created, known.updated, known.system_prompt, known.model, session_id, known.created),
+                (
+                    known.title,
+                    known.created,
+                    known.updated,
+                    known.system_prompt,
+                    known.model,
+                    session_id,
+                    known.created,
+                ),
             )
             ids[session_id] = int(cur.lastrowid or 0)
             return ids[session_id]
@@ -440,7 +457,8 @@ class HistoryStore:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     row = self._conn.execute(
-                        "SELECT host, pid, token, seen FROM session_owners WHERE session_id = ?", (session_id,)
+                        "SELECT host, pid, token, seen FROM session_owners WHERE session_id = ?",
+                        (session_id,),
                     ).fetchone()
                     if row is not None and row["token"] != self.token and owner_alive(*row):
                         self._conn.rollback()
@@ -473,7 +491,8 @@ class HistoryStore:
             try:
                 with self._conn:
                     self._conn.execute(
-                        "DELETE FROM session_owners WHERE session_id = ? AND token = ?", (session_id, self.token)
+                        "DELETE FROM session_owners WHERE session_id = ? AND token = ?",
+                        (session_id, self.token),
                     )
             except sqlite3.Error:
                 pass  # a stale owner row is harmless: liveness is checked on claim
@@ -621,7 +640,7 @@ def apply_write(
         session = write.session
         assert session is not None
         cur = db.execute(
-            "INSERT INTO sessions (title, created, updated, system_prompt, model) VALUES (?, ?, ?, ?, ?)",
+            history_side.INSERT_SESSION,
             (session.title, session.created, session.updated, session.system_prompt, session.model),
         )
         real = int(cur.lastrowid or 0)
@@ -637,12 +656,21 @@ def apply_write(
         assert message is not None
         session_id = resolve(message.session_id)
         cur = db.execute(
-            "INSERT INTO messages (session_id, role, content, created, status, meta) VALUES (?, ?, ?, ?, ?, ?)",
-            (session_id, message.role, message.content, message.created, message.status, json.dumps(message.meta)),
+            history_side.INSERT_MESSAGE,
+            (
+                session_id,
+                message.role,
+                message.content,
+                message.created,
+                message.status,
+                json.dumps(message.meta),
+            ),
         )
         message.id, message.session_id = int(cur.lastrowid or 0), session_id
         db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (message.created, session_id))
-        db.execute("UPDATE session_owners SET seen = ? WHERE session_id = ? AND token = ?", (now, session_id, token))
+        db.execute(
+            "UPDATE session_owners SET seen = ? WHERE session_id = ? AND token = ?", (now, session_id, token)
+        )
     elif write.kind == "claim":
         db.execute(
             "INSERT OR REPLACE INTO session_owners VALUES (?, ?, ?, ?, ?)",

@@ -29,6 +29,10 @@ HOST = socket.gethostname()
 # A session claimed from another machine sharing the file counts as held for this long after its last
 # message (there is no way to ask that machine whether the chat still runs).
 OTHER_HOST_CLAIM_S = 12 * 3600
+INSERT_MESSAGE = (
+    "INSERT INTO messages (session_id, role, content, created, status, meta) VALUES (?, ?, ?, ?, ?, ?)"
+)
+INSERT_SESSION = "INSERT INTO sessions (title, created, updated, system_prompt, model) VALUES (?, ?, ?, ?, ?)"
 _SIDE_NAME = re.compile(r"\.side-\d{8}-\d{6}-(\d+)-[0-9a-f]+\.")
 
 
@@ -54,7 +58,9 @@ def pid_alive(pid: int) -> bool:
 
 def side_files(path: Path) -> list[Path]:
     """The side files of the history at `path`, oldest first."""
-    return sorted(p for p in path.parent.glob(f"{path.stem}.side-*{path.suffix}") if _SIDE_NAME.search(p.name))
+    return sorted(
+        p for p in path.parent.glob(f"{path.stem}.side-*{path.suffix}") if _SIDE_NAME.search(p.name)
+    )
 
 
 def in_use(side: Path, open_here: set[Path]) -> bool:
@@ -66,7 +72,9 @@ def in_use(side: Path, open_here: set[Path]) -> bool:
     return pid != os.getpid() and pid_alive(pid)
 
 
-def merge_all(db: sqlite3.Connection, path: Path, migrations: Sequence[str], open_here: set[Path]) -> str | None:
+def merge_all(
+    db: sqlite3.Connection, path: Path, migrations: Sequence[str], open_here: set[Path]
+) -> str | None:
     """Merge every finished side file of `path` into `db`; one line for the user, or None."""
     sessions = messages = files = 0
     problems = []
@@ -125,19 +133,13 @@ def _insert(db: sqlite3.Connection, name: str, sessions: list[tuple], rows: list
                 if row is not None and (continues_created is None or abs(row[0] - continues_created) < 1e-3):
                     target = continues_id  # the same session, not one that reused its id
             if target is None:
-                cur = db.execute(
-                    "INSERT INTO sessions (title, created, updated, system_prompt, model) VALUES (?, ?, ?, ?, ?)",
-                    (title, created, updated, system_prompt, model),
-                )
+                cur = db.execute(INSERT_SESSION, (title, created, updated, system_prompt, model))
                 target = int(cur.lastrowid or 0)
             else:
                 db.execute("UPDATE sessions SET updated = max(updated, ?) WHERE id = ?", (updated, target))
             targets[sid] = target
         kept = [(targets[r[0]], *r[1:]) for r in rows if r[0] in targets]
-        db.executemany(
-            "INSERT INTO messages (session_id, role, content, created, status, meta) VALUES (?, ?, ?, ?, ?, ?)",
-            kept,
-        )
+        db.executemany(INSERT_MESSAGE, kept)
         db.execute(
             "INSERT INTO merged_side_files VALUES (?, ?, ?, ?)", (name, time.time(), len(sessions), len(kept))
         )

@@ -146,7 +146,9 @@ def test_two_chat_processes_on_one_history_keep_their_own_sessions(potion_home: 
 
     store = HistoryStore.open(path)
     by_session = {s.title: [m.content for m in store.messages(s.id)] for s in store.sessions()}
-    questions = {title: [c for c in texts if c.split()[0] in ("alpha", "beta")] for title, texts in by_session.items()}
+    questions = {
+        title: [c for c in texts if c.split()[0] in ("alpha", "beta")] for title, texts in by_session.items()
+    }
     owners = {title: {q.split()[0] for q in qs} for title, qs in questions.items() if qs}
     assert all(len(names) == 1 for names in owners.values()), by_session  # no session has both chats
     for name in ("alpha", "beta"):
@@ -206,7 +208,10 @@ def test_writes_still_locked_out_at_close_go_to_a_side_file_that_is_merged_back(
 
     reopened = HistoryStore.open(path)
     assert reopened.notice and "Merged" in reopened.notice, reopened.notice
-    assert [m.content for m in reopened.messages(session.id)] == ["first question", "the answer that met the lock"]
+    assert [m.content for m in reopened.messages(session.id)] == [
+        "first question",
+        "the answer that met the lock",
+    ]
     [later] = [s for s in reopened.sessions() if s.title == "started while locked"]
     assert [m.content for m in reopened.messages(later.id)] == ["a new chat while locked"]
     assert not side.exists() and history_side.side_files(path) == []

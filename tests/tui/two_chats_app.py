@@ -32,6 +32,7 @@ async def main(name: str, barrier: Path, other: str) -> None:
             app.chat_screen.prompt.load_text(text)
             app.chat_screen.prompt.focus()
             await pilot.press("enter")
+
             def answered() -> bool:
                 history = app.chat_screen.history
                 return len(history) >= 2 and history[-2].content == text and history[-1].role == "assistant"

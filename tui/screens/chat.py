@@ -24,7 +24,7 @@ from tui.codeblocks import suggested_filename
 from tui.commands import is_command
 from tui.context import chat_messages, fit_messages
 from tui.errors import InputTooLarge
-from tui.history import Session, StoredMessage
+from tui.history import Session, StoredMessage, session_title
 from tui.messages import GenerationFinished, PromptSubmitted, SessionSelected
 from tui.screens.dialogs import AskScreen, ConfirmScreen, HelpScreen
 from tui.screens.slash import SlashCommands
@@ -177,8 +177,9 @@ class ChatScreen(SlashCommands, Screen[None]):
 
     def ensure_session(self, first_text: str) -> Session:
         if self.session is None:
-            title = " ".join(first_text.split())[:48] or "New chat"
-            self.session = self.store.new_session(title, system_prompt=self.pending_system)
+            self.session = self.store.new_session(
+                session_title(first_text), system_prompt=self.pending_system
+            )
             self.pending_system, self.history = None, []
         return self.session
 
