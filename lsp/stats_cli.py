@@ -16,6 +16,9 @@ class StatsArgs:
 
     days: float | None = arg("only the last N days", default=None)
     json: bool = arg("print one JSON object", default=False)
+    repair: bool = arg(
+        "salvage a damaged telemetry database (readable rows kept, damaged file kept)", default=False
+    )
 
     def __post_init__(self) -> None:
         if self.days is not None and self.days <= 0:
@@ -34,8 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: StatsArgs) -> int:
-    from lsp.telemetry import default_path, summary
+    from lsp.telemetry import default_path, repair, summary
 
+    if args.repair:
+        print(repair())
+        return 0
     since = time.time() - args.days * 86400 if args.days is not None else None
     path = default_path()
     stats = summary(path, since=since)

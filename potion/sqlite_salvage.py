@@ -97,6 +97,18 @@ def is_damage(exc: BaseException) -> bool:
     return any(word in text for word in damage_words) or type(exc) is sqlite3.DatabaseError
 
 
+def integrity_problem(db: sqlite3.Connection) -> str | None:
+    """None when `PRAGMA quick_check` finds every page sound, else its findings on one line.
+
+    Raises `sqlite3.DatabaseError` when the check cannot even start (not a database).
+    """
+    rows = [str(r[0]) for r in db.execute("PRAGMA quick_check").fetchall()]
+    if rows == ["ok"]:
+        return None
+    found = [line.strip() for row in rows for line in row.splitlines()]
+    return "; ".join(line for line in found if line and not line.startswith("***")) or "unknown damage"
+
+
 def kept_name(path: Path, label: str = "corrupt") -> Path:
     """A free name beside `path` for the damaged copy: `NAME.corrupt-YYYYmmdd-HHMMSS[-N]`."""
     base = f"{path.name}.{label}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -34,7 +34,7 @@ from typing import Any
 from potion import settings
 from potion.errors import DatabaseTooNew
 from potion.sqlite_migrations import migrate, schema_version
-from potion.sqlite_salvage import move_aside, salvage
+from potion.sqlite_salvage import integrity_problem, move_aside, salvage
 from tui import history_side
 from tui.errors import HistoryError
 
@@ -255,9 +255,8 @@ class HistoryStore:
 
     def _check(self) -> None:
         # Reading the schema is what fails on a file that is not a database; quick_check finds bad pages.
-        row = self._conn.execute("PRAGMA quick_check").fetchone()
-        if row is None or row[0] != "ok":
-            raise HistoryError(f"integrity check failed: {row[0] if row else 'no answer'}")
+        if (problem := integrity_problem(self._conn)) is not None:
+            raise HistoryError(f"integrity check failed: {problem}")
         version = self.schema_version
         if version > SCHEMA_VERSION:
             raise HistoryError(f"schema version {version} is newer than this Potion's {SCHEMA_VERSION}")
