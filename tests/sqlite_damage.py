@@ -38,3 +38,15 @@ def checkpoint(path: Path) -> None:
     db = sqlite3.connect(path)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
+
+
+def last_page_of(path: Path, name: str) -> int:
+    """The highest-numbered page of table or index `name` (where its newest entries go), via dbstat."""
+    db = sqlite3.connect(path)
+    try:
+        row = db.execute("SELECT max(pageno) FROM dbstat WHERE name = ?", (name,)).fetchone()
+    finally:
+        db.close()
+    if row is None or row[0] is None:
+        raise AssertionError(f"{name} has no pages in {path}")
+    return int(row[0])

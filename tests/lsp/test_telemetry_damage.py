@@ -12,7 +12,7 @@ from lsp_helpers import RawLsp
 from lsp import telemetry
 from lsp.errors import TelemetryError
 from potion import cli
-from tests.sqlite_damage import checkpoint, garble_page, last_page, page_holding
+from tests.sqlite_damage import checkpoint, garble_page, last_page_of, page_holding
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -71,12 +71,15 @@ INLINE_CAPS = {"textDocument": {"inlineCompletion": {}}}
 
 def recorded(path: Path, n: int = 600) -> None:
     """A healthy telemetry database of `n` suggestions, folded into the main file."""
-    t = telemetry.Telemetry(path)
-    for i in range(n):
-        # The marker is in `uri`, which no index holds: the page it is on is a table page.
-        t.record(telemetry.Record(f"s{i}", f"file:///doc-{i:05d}.ex", "inline", 10.0 + i, 20, 5, True, False))
-    t.flush()
-    t.close()
+    db = telemetry.connect(path)
+    # The marker is in `uri`, which no index holds: the page it is on is a table page.
+    db.executemany(
+        "INSERT INTO suggestions (id, ts, uri, kind, latency_ms, prompt_tokens, completion_tokens, shown)"
+        " VALUES (?, ?, ?, 'inline', ?, 20, 5, 1)",
+        [(f"s{i}", 1_700_000_000.0 + i, f"file:///doc-{i:05d}.ex", 10.0 + i) for i in range(n)],
+    )
+    db.commit()
+    db.close()
     checkpoint(path)
 
 
@@ -99,10 +102,11 @@ def test_stats_names_the_repair_and_repair_keeps_the_readable_rows(home, monkeyp
     assert "healthy, nothing to repair" in capsys.readouterr().out
 
 
-def test_a_corrupt_last_page_is_reported_not_shown_as_old_numbers(tmp_path):
+def test_a_corrupt_index_page_is_reported_not_shown_as_old_numbers(tmp_path):
     path = tmp_path / "telemetry.sqlite3"
     recorded(path)
-    garble_page(path, last_page(path))
+    # The rows still read, but every insert needs this page: stats must not pass old numbers for current.
+    garble_page(path, last_page_of(path, "suggestions_ts"))
     with pytest.raises(TelemetryError) as info:
         telemetry.summary(path)
     assert "potion stats --repair" in info.value.user_message()
@@ -115,14 +119,14 @@ def test_a_write_that_finds_damage_repairs_the_file_says_so_once_and_keeps_recor
     notices: list[str] = []
     t = telemetry.Telemetry(path, recover=True, on_notice=notices.append)
     assert t.notice is None and notices == []
-    # The disk goes bad under a running server: the page of the newest row, which the next insert needs.
-    garble_page(path, page_holding(path, b"doc-00599.ex"))
+    # The disk goes bad under a running server, on the last page of the index every insert writes to.
+    garble_page(path, last_page_of(path, "suggestions_ts"))
     other = sqlite3.connect(path)  # another writer's commit makes the server read its pages again
     other.execute(f"PRAGMA user_version = {len(telemetry.MIGRATIONS)}")
     other.close()
     for i in range(3):
         t.record(telemetry.Record(f"new-{i}", "file:///b.ex", "inline", 5.0, 1, 1, True, False))
-    t.flush()
+    t.flush(60)
     t.close()
     assert len(notices) == 1 and "damaged" in notices[0] and "saved " in notices[0], notices
     db = sqlite3.connect(path)
@@ -139,7 +143,7 @@ def test_a_damaged_file_at_open_is_repaired_when_recovering(tmp_path):
     notices: list[str] = []
     t = telemetry.Telemetry(path, recover=True, on_notice=notices.append)
     t.record(telemetry.Record("after", "file:///a.ex", "inline", 1.0, 1, 1, True, False))
-    t.flush()
+    t.flush(60)
     t.close()
     assert t.notice and notices == [t.notice]
     assert 450 < telemetry.summary(path)["suggestions"] <= 600

@@ -266,3 +266,36 @@ def test_a_side_file_of_a_running_chat_is_left_alone(tmp_path: Path) -> None:
     store = HistoryStore.open(path)
     assert store.notice is None and store.sessions() == []
     assert history_side.side_files(path) == [side.path]
+
+
+async def test_the_chat_saves_an_answer_that_finished_while_the_history_was_locked(
+    potion_home: Path, tmp_path: Path, wait_for
+) -> None:
+    from potion.backends import FakeBackend, ModelInfo
+    from tui.app import PotionChat
+
+    path = default_path()
+    store = HistoryStore.open(path, timeout=0.1)
+    backend = FakeBackend(" ".join(["token"] * 60), token_delay=0.01, info=ModelInfo(name="fake", n_ctx=4096))
+    app = PotionChat(backend, store=store, workdir=tmp_path)
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: not app.loading, what="model")
+        screen = app.chat_screen
+        screen.prompt.load_text("what is a GenServer?")
+        screen.prompt.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.displayed_tokens >= 3, what="streaming")
+        holder = exclusive(path)  # another program takes the lock while the answer streams
+        try:
+            await wait_for(pilot, lambda: not screen.generating, what="answer finished")
+            assert store.pending >= 1
+            assert [text for severity, text in app.notices if severity == "error"] == []
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        await wait_for(pilot, lambda: store.pending == 0, what="queued answer written")
+    reopened = HistoryStore.open(path)
+    [session] = reopened.sessions()
+    user, answer = reopened.messages(session.id)
+    assert user.content == "what is a GenServer?"
+    assert (answer.role, answer.status) == ("assistant", "complete") and answer.content.count("token") == 60
