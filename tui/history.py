@@ -25,8 +25,6 @@ import sqlite3
 import threading
 import time
 import uuid
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from potion.sqlite_migrations import migrate, schema_version
 from potion.sqlite_salvage import integrity_problem, move_aside, salvage
 from tui import history_side
 from tui.errors import HistoryError
+from tui.history_writes import OPEN_STORES, Write, apply_write, owner_alive, replay
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +95,6 @@ SCHEMA_VERSION = len(MIGRATIONS)
 ROLES = ("user", "assistant", "context")
 STATUSES = ("complete", "interrupted", "error")
 
-# The stores open in this process, by owner token: a session they claim is certainly held.
-_OPEN: weakref.WeakValueDictionary[str, HistoryStore] = weakref.WeakValueDictionary()
-
 
 @dataclass
 class Session:
@@ -119,18 +115,6 @@ class StoredMessage:
     status: str = "complete"  # "complete" | "interrupted" | "error"
     created: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _Write:
-    """One write kept as data, so it can wait for a lock and be replayed into a side file."""
-
-    kind: str  # "session" | "message" | "update" | "claim"
-    session: Session | None = None  # "session": gets its real id when written
-    message: StoredMessage | None = None  # "message": likewise
-    sql: str = ""  # "update": the session id is its last parameter
-    params: tuple[Any, ...] = ()
-    session_id: int = 0  # "update", "claim"
 
 
 def session_title(first_text: str) -> str:
@@ -159,7 +143,7 @@ class HistoryStore:
         self._retry_interval = retry_interval
         self._lock = threading.RLock()
         self._queue_changed = threading.Condition(self._lock)
-        self._pending: list[_Write] = []  # writes waiting for a lock, oldest first
+        self._pending: list[Write] = []  # writes waiting for a lock, oldest first
         self._real_ids: dict[int, int] = {}  # provisional (negative) session id -> id once written
         self._next_provisional = -1
         self._owned: set[int] = set()
@@ -177,7 +161,7 @@ class HistoryStore:
         except sqlite3.Error:
             self._conn.close()
             raise
-        _OPEN[self.token] = self
+        OPEN_STORES[self.token] = self
 
     # -- opening ------------------------------------------------------------------------------------
 
@@ -217,6 +201,11 @@ class HistoryStore:
             report = None if "newer" in str(exc) else salvage(path, MIGRATIONS, name=f"chat history {path}")
         except DatabaseTooNew:
             report = None
+        except OSError as failed:
+            raise HistoryError(
+                f"chat history {path} is damaged ({exc}) and could not be repaired: {failed}",
+                hint=f"check that {path.parent} is writable",
+            ) from failed
         if report is None:  # a newer Potion's history: keep it whole for that Potion
             kept = move_aside(path)
             store = cls(path, timeout=timeout)
@@ -272,7 +261,7 @@ class HistoryStore:
         if self.side_of is not None or str(self.path) == ":memory:":
             return None
         with self._lock:
-            open_here = {store.path for store in list(_OPEN.values())}
+            open_here = {store.path for store in list(OPEN_STORES.values())}
             return history_side.merge_all(self._conn, self.path, MIGRATIONS, open_here)
 
     @property
@@ -311,12 +300,13 @@ class HistoryStore:
             self._closed = True
             self._queue_changed.notify_all()
             try:
+                self._conn.execute("PRAGMA busy_timeout = 200")  # not another full wait on a held lock
                 with self._conn:
                     self._conn.execute("DELETE FROM session_owners WHERE token = ?", (self.token,))
             except sqlite3.Error:
                 pass  # a stale owner row is harmless: its process is gone once this one exits
             self._conn.close()
-        _OPEN.pop(self.token, None)
+        OPEN_STORES.pop(self.token, None)
         if self.side_of is not None:
             history_side.merge_back(self.path, self.side_of, MIGRATIONS)
         if spilled is not None:
@@ -325,7 +315,7 @@ class HistoryStore:
 
     # -- writing ------------------------------------------------------------------------------------
 
-    def _submit(self, write: _Write) -> None:
+    def _submit(self, write: Write) -> None:
         """Write now, or queue behind earlier writes / a lock held by another program."""
         with self._lock:
             if self._closed:
@@ -346,7 +336,7 @@ class HistoryStore:
                 self._retrier = threading.Thread(target=self._retry_loop, name="potion-history", daemon=True)
                 self._retrier.start()
 
-    def _apply_now(self, write: _Write) -> None:
+    def _apply_now(self, write: Write) -> None:
         with self._conn:
             apply_write(self._conn, write, self._resolve, self.token, self._real_ids)
         if write.kind in ("session", "claim"):
@@ -387,47 +377,17 @@ class HistoryStore:
                 delay = min(delay * 2, 1.0)
             self._retrier = None
 
-    def _spill(self, pending: list[_Write]) -> Path | None:
+    def _spill(self, pending: list[Write]) -> Path | None:
         """Replay writes the lock kept out into a new side file, merged back by a later run."""
         main = self.side_of or self.path
         side = HistoryStore(history_side.side_path(main), timeout=self.timeout)
         side.side_of = main
-        ids: dict[int, int] = {}
-
-        def resolve(session_id: int) -> int:
-            session_id = self._resolve(session_id)
-            if session_id < 0 or session_id in ids:
-                return ids.get(session_id, session_id)
-            # A session of the main history: the side file gets one that continues it.
-            known = self._known.get(session_id) or Session(session_id, "Chat", time.time(), time.time())
-            cur = side._conn.execute(
-                "INSERT INTO sessions (title, created, updated, system_prompt, model, continues_id,"
-                " continues_created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    known.title,
-                    known.created,
-                    known.updated,
-                    known.system_prompt,
-                    known.model,
-                    session_id,
-                    known.created,
-                ),
-            )
-            ids[session_id] = int(cur.lastrowid or 0)
-            return ids[session_id]
-
         with side._conn:
-            for write in pending:
-                if write.kind == "claim":
-                    continue
-                try:
-                    apply_write(side._conn, write, resolve, side.token, ids)
-                except sqlite3.Error as exc:
-                    log.warning("chat history: a write could not go to the side file either: %s", exc)
+            replay(side._conn, pending, self._resolve, self._known, side.token)
         side.close()
         return side.path if side.path.exists() else main  # merged back at once if the lock went meanwhile
 
-    def _take_pending(self) -> list[_Write]:
+    def _take_pending(self) -> list[Write]:
         with self._lock:
             pending, self._pending = self._pending, []
             return pending
@@ -437,7 +397,7 @@ class HistoryStore:
         with self._lock:
             session = Session(self._next_provisional, title, now, now, system_prompt)
             self._next_provisional -= 1
-            self._submit(_Write("session", session=session))
+            self._submit(Write("session", session=session))
             return session
 
     def claim(self, session_id: int) -> bool:
@@ -450,7 +410,7 @@ class HistoryStore:
             if session_id < 0 or session_id in self._owned:
                 return True
             if self._pending:
-                self._pending.append(_Write("claim", session_id=session_id))
+                self._pending.append(Write("claim", session_id=session_id))
                 return True
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -474,7 +434,7 @@ class HistoryStore:
             except sqlite3.OperationalError as exc:
                 if not _is_locked(exc):
                     raise HistoryError(f"could not save chat history: {exc}", hint=str(self.path)) from exc
-                self._submit(_Write("claim", session_id=session_id))
+                self._submit(Write("claim", session_id=session_id))
             self._owned.add(session_id)
             return True
 
@@ -513,7 +473,7 @@ class HistoryStore:
         return None
 
     def _update(self, sql: str, params: tuple[Any, ...], session_id: int) -> None:
-        self._submit(_Write("update", sql=sql, params=params, session_id=session_id))
+        self._submit(Write("update", sql=sql, params=params, session_id=session_id))
 
     def rename_session(self, session_id: int, title: str) -> None:
         title = " ".join(title.split())
@@ -546,7 +506,7 @@ class HistoryStore:
         if role not in ROLES or status not in STATUSES:
             raise ValueError(f"bad message role/status: {role}/{status}")
         message = StoredMessage(0, self._resolve(session_id), role, content, status, time.time(), meta or {})
-        self._submit(_Write("message", message=message))
+        self._submit(Write("message", message=message))
         return message
 
     # -- reading ------------------------------------------------------------------------------------
@@ -624,67 +584,3 @@ class HistoryStore:
                 if w.message is not None and self._resolve(w.message.session_id) == session_id
             ]
             return saved + queued
-
-
-def apply_write(
-    db: sqlite3.Connection,
-    write: _Write,
-    resolve: Callable[[int], int],
-    token: str,
-    real_ids: dict[int, int],
-) -> None:
-    """Run one write on `db` (inside the caller's transaction); fills in the ids it creates."""
-    now = time.time()
-    if write.kind == "session":
-        session = write.session
-        assert session is not None
-        cur = db.execute(
-            history_side.INSERT_SESSION,
-            (session.title, session.created, session.updated, session.system_prompt, session.model),
-        )
-        real = int(cur.lastrowid or 0)
-        if session.id < 0:
-            real_ids[session.id] = real
-        session.id = real
-        db.execute(
-            "INSERT OR REPLACE INTO session_owners VALUES (?, ?, ?, ?, ?)",
-            (real, history_side.HOST, os.getpid(), token, now),
-        )
-    elif write.kind == "message":
-        message = write.message
-        assert message is not None
-        session_id = resolve(message.session_id)
-        cur = db.execute(
-            history_side.INSERT_MESSAGE,
-            (
-                session_id,
-                message.role,
-                message.content,
-                message.created,
-                message.status,
-                json.dumps(message.meta),
-            ),
-        )
-        message.id, message.session_id = int(cur.lastrowid or 0), session_id
-        db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (message.created, session_id))
-        db.execute(
-            "UPDATE session_owners SET seen = ? WHERE session_id = ? AND token = ?", (now, session_id, token)
-        )
-    elif write.kind == "claim":
-        db.execute(
-            "INSERT OR REPLACE INTO session_owners VALUES (?, ?, ?, ?, ?)",
-            (resolve(write.session_id), history_side.HOST, os.getpid(), token, now),
-        )
-    else:
-        db.execute(write.sql, (*write.params, resolve(write.session_id)))
-
-
-def owner_alive(host: str, pid: int, token: str, seen: float) -> bool:
-    """Whether the chat that claimed a session may still be writing it."""
-    if token in _OPEN:
-        return True
-    if host != history_side.HOST:  # another machine sharing the file: trust a recent claim
-        return time.time() - seen < history_side.OTHER_HOST_CLAIM_S
-    if pid == os.getpid():
-        return False  # a store of this process that is gone (closed or collected)
-    return history_side.pid_alive(pid)
