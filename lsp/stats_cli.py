@@ -14,11 +14,11 @@ from potion.cli_args import add_command, arg
 class StatsArgs:
     """The flags of `potion stats`."""
 
-    days: float | None = arg("only the last N days", default=None)
-    json: bool = arg("print one JSON object", default=False)
     repair: bool = arg(
         "salvage a damaged telemetry database (readable rows kept, damaged file kept)", default=False
     )
+    days: float | None = arg("only the last N days", default=None)
+    json: bool = arg("print one JSON object", default=False)
 
     def __post_init__(self) -> None:
         if self.days is not None and self.days <= 0:

@@ -122,6 +122,13 @@ def _salvaged(path: Path, reason: BaseException) -> str:
     )
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
 @dataclass(frozen=True)
 class Record:
     id: str
@@ -259,13 +266,6 @@ class Telemetry:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout=5)
-
-
-def _inode(path: Path) -> int | None:
-    try:
-        return os.stat(path).st_ino
-    except OSError:
-        return None
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
