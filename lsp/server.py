@@ -373,7 +373,11 @@ class PotionServer(LanguageServer):
         if self._telemetry_failed:
             return  # said once already: settings and `initialize` both ask for it
         try:
-            self.telemetry = Telemetry()
+            # A damaged database is repaired (its readable rows kept) and said once, not left broken.
+            self.telemetry = Telemetry(
+                recover=True,
+                on_notice=lambda text: self.show_message(f"Potion: {text}", types.MessageType.Warning),
+            )
         except PotionError as exc:
             self._telemetry_failed = True
             self.show_message(f"Potion: {exc.user_message()}", types.MessageType.Warning)

@@ -19,6 +19,9 @@ from potion.cli_args import add_command, arg
 class StatsArgs:
     """The flags of `potion stats`."""
 
+    repair: bool = arg(
+        "salvage a damaged telemetry database (readable rows kept, damaged file kept)", default=False
+    )
     days: float | None = arg("only the last N days", default=None)
     json: bool = arg("print one JSON object", default=False)
     by_model: bool = arg("compare the models that answered (canary / A-B) with 95% intervals", default=False)
@@ -46,8 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: StatsArgs) -> int:
-    from lsp.telemetry import default_path, summary
+    from lsp.telemetry import default_path, repair, summary
 
+    if args.repair:
+        print(repair())
+        return 0
     since = time.time() - args.days * 86400 if args.days is not None else None
     path = default_path()
     if args.prometheus:

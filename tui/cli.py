@@ -27,6 +27,7 @@ class ChatArgs:
         "print one streamed answer and exit (- reads stdin)", default=None, metavar="QUESTION"
     )
     system: str | None = arg("system prompt for --once", default=None)
+    history: bool = arg("save the --once question and answer to the chat history", default=True)
     max_tokens: int = arg("longest answer in tokens", default=768)
     n_ctx: int = arg("context size in tokens", default=4096)
 
@@ -70,10 +71,13 @@ def run(args: ChatArgs) -> int:
 
         question = sys.stdin.read() if args.once == "-" else args.once
         backend = factory(args.model, args.url)
+        store = _once_history() if args.history else None
         try:
-            answer_once(backend, question, system_prompt=args.system, max_tokens=args.max_tokens)
+            answer_once(backend, question, system_prompt=args.system, max_tokens=args.max_tokens, store=store)
         finally:
             backend.close()
+            if store is not None and (side := store.close()) is not None:
+                print(f"potion: chat history was locked; this answer was saved to {side}", file=sys.stderr)
         return 0
 
     from tui.app import PotionChat
@@ -86,3 +90,18 @@ def run(args: ChatArgs) -> int:
         max_tokens=args.max_tokens,
     ).run()
     return 0
+
+
+def _once_history():  # noqa: ANN202 - a HistoryStore, or None when the history cannot be opened
+    """The chat history for `--once`; a problem with it is one line on stderr, never a lost answer."""
+    from tui.errors import HistoryError
+    from tui.history import HistoryStore
+
+    try:
+        store = HistoryStore.open()
+    except HistoryError as exc:
+        print(f"potion: {exc.user_message()}; this answer is not saved to the history", file=sys.stderr)
+        return None
+    if store.notice:
+        print(f"potion: {store.notice}", file=sys.stderr)
+    return store

@@ -96,3 +96,60 @@ def test_potion_help_lists_chat_without_importing_textual() -> None:
         [sys.executable, "-m", "potion.cli", "--help"], capture_output=True, text=True, timeout=60
     ).stdout
     assert "chat" in help_text
+
+
+def test_once_saves_the_question_and_answer_to_the_history(
+    monkeypatch: pytest.MonkeyPatch, capsys, potion_home
+) -> None:
+    from tui.history import HistoryStore, default_path
+
+    monkeypatch.setattr(
+        potion.backends, "open_backend", lambda model=None, **kw: FakeBackend("Use `Enum.map/2`.")
+    )
+    assert main(["chat", "--once", "map   a list?", "--system", "terse"]) == 0
+    assert main(["chat", "--once", "second question"]) == 0
+    assert capsys.readouterr().err == ""
+    store = HistoryStore.open(default_path())
+    first, second = reversed(store.sessions())
+    assert (first.title, first.system_prompt, first.model) == ("map a list?", "terse", "fake")
+    assert [(m.role, m.content, m.status) for m in store.messages(first.id)] == [
+        ("user", "map   a list?", "complete"),
+        ("assistant", "Use `Enum.map/2`.", "complete"),
+    ]
+    assert second.title == "second question"
+
+
+def test_once_with_no_history_saves_nothing(monkeypatch: pytest.MonkeyPatch, capsys, potion_home) -> None:
+    from tui.history import default_path
+
+    monkeypatch.setattr(potion.backends, "open_backend", lambda model=None, **kw: FakeBackend("ok"))
+    assert main(["chat", "--once", "private", "--no-history"]) == 0
+    assert capsys.readouterr().out == "ok\n" and not default_path().exists()
+
+
+def test_once_saves_a_failed_answer_as_an_error(monkeypatch: pytest.MonkeyPatch, capsys, potion_home) -> None:
+    from tui.history import HistoryStore, default_path
+
+    backend = FakeBackend("partial answer then a drop", fail_after=2)
+    monkeypatch.setattr(potion.backends, "open_backend", lambda model=None, **kw: backend)
+    assert main(["chat", "--once", "will fail"]) == 1
+    store = HistoryStore.open(default_path())
+    [session] = store.sessions()
+    user, answer = store.messages(session.id)
+    assert user.content == "will fail" and answer.status == "error" and answer.meta["error"]
+
+
+def test_once_still_answers_when_the_history_cannot_be_opened(
+    monkeypatch: pytest.MonkeyPatch, capsys, potion_home
+) -> None:
+    from tui.history import default_path
+
+    default_path().parent.mkdir(parents=True, exist_ok=True)
+    default_path().mkdir()  # a directory where the database should be
+    monkeypatch.setattr(
+        potion.backends, "open_backend", lambda model=None, **kw: FakeBackend("still answered")
+    )
+    assert main(["chat", "--once", "q"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "still answered\n"
+    assert len(captured.err.strip().splitlines()) == 1 and "not saved to the history" in captured.err

@@ -24,7 +24,7 @@ from tui.codeblocks import suggested_filename
 from tui.commands import is_command
 from tui.context import chat_messages, fit_messages
 from tui.errors import InputTooLarge
-from tui.history import Session, StoredMessage
+from tui.history import Session, StoredMessage, session_title
 from tui.messages import GenerationFinished, PromptSubmitted, SessionSelected
 from tui.screens.dialogs import AskScreen, ConfirmScreen, HelpScreen
 from tui.screens.slash import SlashCommands
@@ -81,9 +81,10 @@ class ChatScreen(SlashCommands, Screen[None]):
         # An 80-column terminal has no room for the chat list; ctrl+b shows it.
         self.query_one(Sidebar).display = self.app.size.width >= 100
         self.refresh_sessions()
-        sessions = self.store.sessions()
-        if sessions:
-            await self.open_session(sessions[0].id)
+        # The latest chat, unless another Potion chat is writing it: two chats never share a session.
+        latest = self.store.resumable()
+        if latest is not None:
+            await self.open_session(latest.id)
         else:
             await self._show_welcome()
         self.prompt.focus()
@@ -129,6 +130,14 @@ class ChatScreen(SlashCommands, Screen[None]):
         session = self.store.session(session_id)
         if session is None:
             return
+        if self.session is not None and self.session.id != session.id:
+            self.store.release(self.session.id)
+        if not self.store.claim(session.id):
+            self.app.notify(
+                f"“{session.title}” is open in another Potion chat; what you send here starts a new chat.",
+                title="Chat history",
+                severity="warning",
+            )
         self.session, self.history = session, self.store.messages(session_id)
         views = [view_for(m) for m in self.history]
         if self.history and self.history[-1].role == "user":
@@ -153,10 +162,24 @@ class ChatScreen(SlashCommands, Screen[None]):
         messages = chat_messages(system, self.history)
         self.status.context_used = sum(self.app.count_tokens(m["content"]) + 4 for m in messages)
 
+    async def ensure_writable(self) -> None:
+        """If another chat now writes the open session, continue in a new one: never interleave."""
+        if self.session is None or self.store.claim(self.session.id):
+            return
+        title = self.session.title
+        self.session, self.history = None, []
+        await self.conversation.remove_children()
+        self.app.notify(
+            f"“{title}” is open in another Potion chat; this message starts a new chat.",
+            title="Chat history",
+            severity="warning",
+        )
+
     def ensure_session(self, first_text: str) -> Session:
         if self.session is None:
-            title = " ".join(first_text.split())[:48] or "New chat"
-            self.session = self.store.new_session(title, system_prompt=self.pending_system)
+            self.session = self.store.new_session(
+                session_title(first_text), system_prompt=self.pending_system
+            )
             self.pending_system, self.history = None, []
         return self.session
 
@@ -174,6 +197,8 @@ class ChatScreen(SlashCommands, Screen[None]):
     async def action_new_session(self) -> None:
         if self._busy():
             return
+        if self.session is not None:
+            self.store.release(self.session.id)
         self.session, self.history = None, []
         await self._show_welcome()
         self.refresh_sessions()
@@ -273,6 +298,7 @@ class ChatScreen(SlashCommands, Screen[None]):
             return False
         try:
             self._check_fits(text)
+            await self.ensure_writable()
             session = self.ensure_session(text)
             stored = self.store.add_message(session.id, "user", text)
             if session.model != self.app.model_name:  # sessions.model: which model answers this chat

@@ -100,6 +100,7 @@ class SlashCommands:
                 f"{shown} is {tokens} tokens; attachments may use up to {budget} of the model's context",
                 hint="use /explain PATH:LINE for one function",
             )
+        await self.ensure_writable()
         session = self.ensure_session(f"{path.name}")
         stored = self.store.add_message(
             session.id, "context", content, meta={"path": shown, "tokens": tokens}
