@@ -33,7 +33,7 @@ def rows(path: Path | None = None, *, since: float | None = None) -> list[dict[s
     path = path or default_path()
     if not path.exists():
         return []
-    db = connect(path)
+    db = connect(path, check=True)  # a damaged page must not pass off old rows as current
     try:
         where, args = ("WHERE ts >= ?", (since,)) if since is not None else ("", ())
         result = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM suggestions {where} ORDER BY ts", args)
