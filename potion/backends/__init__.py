@@ -1,4 +1,5 @@
-"""Inference backends: llama.cpp in-process, OpenAI-compatible HTTP servers, and a scripted fake."""
+"""Inference backends: llama.cpp (in a supervised worker process, or in-process), OpenAI-compatible HTTP
+servers, and a scripted fake."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from potion.backends.base import Backend, CancelToken, GenerationStats, ModelInf
 from potion.backends.fake import FakeBackend
 from potion.backends.llamacpp import LlamaCppBackend
 from potion.backends.openai import OpenAIBackend
+from potion.backends.supervised import SupervisedLlamaCpp
 
 
 def open_backend(model: str | None = None, *, url: str | None = None, n_ctx: int = 4096) -> Backend:
@@ -13,14 +15,16 @@ def open_backend(model: str | None = None, *, url: str | None = None, n_ctx: int
 
     With `url`, `model` is the name the server knows the model by (optional for llama-server). Otherwise
     `model` is a registry name, an exported model's name, `hf:` spec or local path, resolved (and
-    assembled if needed) to a GGUF; `BASE + ADAPTER` also loads a LoRA adapter GGUF on the base.
+    assembled if needed) to a GGUF; `BASE + ADAPTER` also loads a LoRA adapter GGUF on the base. llama.cpp
+    runs in a supervised worker process (`SupervisedLlamaCpp`): a crash of the model never takes the
+    caller down.
     """
     if url:
         return OpenAIBackend(url, model=model, n_ctx=n_ctx)
     from potion import registry  # the registry imports hub machinery the HTTP path never needs
 
     resolved = registry.resolve_model(model)
-    return LlamaCppBackend(resolved.path, n_ctx=n_ctx, lora_path=resolved.adapter)
+    return SupervisedLlamaCpp(resolved.path, n_ctx=n_ctx, lora_path=resolved.adapter)
 
 
 __all__ = [
@@ -31,5 +35,6 @@ __all__ = [
     "LlamaCppBackend",
     "ModelInfo",
     "OpenAIBackend",
+    "SupervisedLlamaCpp",
     "open_backend",
 ]
