@@ -227,3 +227,16 @@ def test_close_ends_the_worker_and_a_later_call_starts_another(script, supervise
 def test_what_the_model_prints_never_corrupts_the_replies(script, supervised) -> None:
     script(responses=[ANSWER], noisy=True)
     assert "".join(supervised().complete("x")) == ANSWER
+
+
+def test_a_real_llama_cpp_abort_on_load_is_contained_and_remembered(crafted_gguf: Path, potion_home) -> None:
+    backend = SupervisedLlamaCpp(crafted_gguf)
+    with pytest.raises(ModelCrashed) as err:
+        backend.load()  # this process lives on: only the worker died
+    message = err.value.user_message()
+    assert f"llama.cpp crashed (SIGABRT) loading {crafted_gguf}" in message
+    assert "GGML_ASSERT(hparams.n_layer_all > 0" in message and "replace it" in message
+    again = open_backend(str(crafted_gguf))  # as the next editor session would
+    with pytest.raises(ModelCrashed, match="not loading it again"):
+        list(again.complete("x"))
+    assert again.starts == 0
