@@ -4,10 +4,10 @@
 llama.cpp reports some broken inputs with `GGML_ASSERT`, which aborts the whole process; running it here
 means an abort kills this worker, never the language server or the chat that uses it.
 
-Wire format, both ways: a 4-byte big-endian length, then a pickled dict (both ends are this package, run
-by the same user). The first frame from the parent names the backend and its arguments; then requests
-`{"id", "op", "args"}`. Replies carry the request's id: `piece` (streamed text and the generation's
-counters so far), `done` (the result), `error` (a PotionError's class name, message and hint).
+Messages are dicts framed by `potion.backends.wire`. The first frame from the parent names the backend
+and its arguments; then requests `{"id", "op", "args"}`. Replies carry the request's id: `piece`
+(streamed text and the generation's counters so far), `done` (the result), `error` (a PotionError's
+class name, message and hint).
 A `cancel` request sets the CancelToken of the generation it names, which stops between tokens.
 End of input (the parent closed the pipe or died) ends the worker.
 
@@ -21,37 +21,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import pickle
 import queue
-import struct
 import sys
 import threading
 from typing import IO, Any
 
 from potion.backends.base import CancelToken
+from potion.backends.wire import read_frame, write_frame
 from potion.errors import PotionError
 
-_LENGTH = struct.Struct(">I")
-
 log = logging.getLogger("potion.worker")
-
-
-def write_frame(out: IO[bytes], message: dict[str, Any]) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(_LENGTH.pack(len(data)) + data)
-    out.flush()
-
-
-def read_frame(inp: IO[bytes]) -> dict[str, Any] | None:
-    """The next message, or None at the end of the stream (a frame cut short counts as the end)."""
-    head = inp.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        return None
-    (n,) = _LENGTH.unpack(head)
-    data = inp.read(n)
-    if len(data) < n:
-        return None
-    return pickle.loads(data)
 
 
 def error_reply(rid: int, exc: BaseException) -> dict[str, Any]:

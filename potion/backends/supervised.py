@@ -39,8 +39,8 @@ import potion
 from potion import errors
 from potion.backends import crash_marks
 from potion.backends.base import CancelToken, GenerationStats, ModelInfo
-from potion.backends.llama_worker import read_frame, write_frame
 from potion.backends.llamacpp import cpu_cores, header_info
+from potion.backends.wire import read_frame, write_frame
 from potion.errors import BackendError, ModelCrashed, PotionError, WorkerCrashed
 from potion.gguf_header import check_gguf
 
