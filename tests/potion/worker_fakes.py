@@ -3,8 +3,8 @@
 The worker imports this module (tests put tests/potion on its PYTHONPATH) and calls `scripted` with
 LlamaCppBackend's arguments. What it does comes from `POTION_TEST_WORKER` (JSON), set by the test:
 `responses` and `token_delay` as FakeBackend's; `abort_on_load`: the load aborts the process, as a
-GGML_ASSERT does; `abort_on`: a prompt containing this text aborts it mid-generation; `load_delay`:
-seconds the load takes; `noisy`: the load writes to stdout, as C code may.
+GGML_ASSERT does; `abort_on`: a prompt whose last line (a chat's latest question) holds this text aborts it
+mid-generation; `load_delay`: seconds the load takes; `noisy`: the load writes to stdout, as C code may.
 """
 
 from __future__ import annotations
@@ -41,18 +41,13 @@ class ScriptedWorkerBackend(FakeBackend):
             abort("hparams.n_layer_all > 0 && hparams.n_layer_all <= LLAMA_MAX_LAYERS")
         super().load()
 
-    def complete(self, prompt: str, **kwargs: Any) -> Iterator[str]:
+    def _stream(self, text: str, prompt: str, *args: Any) -> Iterator[str]:
+        stream = super()._stream(text, prompt, *args)
         marker = self.script.get("abort_on")
-        stream = super().complete(prompt, **kwargs)
-        if not marker or marker not in prompt:
-            return stream
-
-        def aborting() -> Iterator[str]:
+        if marker and marker in prompt.rsplit("\n", 1)[-1]:  # the last line: a chat's latest question
             yield next(stream)
             abort("fake crash mid-stream")
-            yield from stream
-
-        return aborting()
+        yield from stream
 
     def reset_cache(self) -> None:
         pass
