@@ -112,7 +112,7 @@ class _Worker:
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._stderr_done = threading.Event()
-        write_frame(self.proc.stdin, config)
+        self._send(config)  # if it died at once (a broken install), its stderr says why; see _read_replies
         threading.Thread(target=self._read_stderr, name="potion-worker-stderr", daemon=True).start()
         threading.Thread(target=self._read_replies, name="potion-worker-replies", daemon=True).start()
 
@@ -288,10 +288,12 @@ class SupervisedLlamaCpp:
         what = (
             f"{self.model_path} with the adapter {self.lora_path}" if self.lora_path else str(self.model_path)
         )
-        if -returncode not in CRASH_SIGNALS:  # killed from outside (OOM killer?): may load next time
+        if -returncode not in CRASH_SIGNALS:  # killed from outside (OOM killer?) or a broken install
             return WorkerCrashed(
                 f"the model worker {how} while loading {what}" + (f": {last}" if last else ""),
-                hint="check free memory, then try again",
+                hint="check free memory, then try again"
+                if returncode < 0
+                else "the worker could not start: run `potion doctor`",
             )
         mark = crash_marks.record(self.model_path, self.lora_path, f"{how}: {last}" if last else how)
         self._failed = ModelCrashed(

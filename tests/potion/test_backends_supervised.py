@@ -199,6 +199,15 @@ def test_a_worker_killed_while_loading_is_not_blamed_on_the_file(script, supervi
     assert "".join(backend.complete("x")) == "x"
 
 
+def test_a_worker_that_cannot_start_says_why(script, model: Path) -> None:
+    backend = SupervisedLlamaCpp(model, worker_backend="no_such_module:Backend")
+    with pytest.raises(WorkerCrashed) as err:
+        backend.load()
+    message = err.value.user_message()
+    assert "exited with status 1 while loading" in message and "No module named 'no_such_module'" in message
+    assert "potion doctor" in message and not marks_path().exists()
+
+
 def test_crashes_in_a_row_back_off_and_refuse_while_waiting(script, supervised) -> None:
     assert [Backoff().delay(n) for n in (1, 2, 3, 9)] == [0.25, 0.5, 1.0, 30.0]
     script(responses=["x"])
