@@ -18,7 +18,7 @@ from potion.backends.fake import fake_pieces
 from potion.backends.supervised import Backoff
 from potion.errors import ModelCrashed, WorkerCrashed
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(180)  # a worker process starts in seconds on a busy machine
 
 HERE = Path(__file__).resolve().parent
 SCRIPTED = "worker_fakes:scripted"
@@ -57,7 +57,7 @@ def supervised(model: Path):
         backend.close()
 
 
-def wait_for(condition, timeout: float = 20.0) -> None:
+def wait_for(condition, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition never held"
