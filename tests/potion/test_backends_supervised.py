@@ -82,19 +82,19 @@ def test_pieces_stream_in_order_with_their_counters(script, supervised) -> None:
 
 
 def test_cancel_crosses_the_pipe_and_stops_the_worker(script, supervised) -> None:
-    script(responses=["word " * 200], token_delay=0.05)  # 10 s if the worker went on generating
+    script(responses=["word " * 2000], token_delay=0.05)  # 200 s if the worker went on generating
     backend = supervised()
     backend.load()
     cancel = CancelToken()
     got = []
-    for piece in backend.complete("x", max_tokens=400, cancel=cancel):
+    for piece in backend.complete("x", max_tokens=4000, cancel=cancel):
         got.append(piece)
         cancel.set()
     assert len(got) == 1 and backend.last_stats.cancelled
     # The worker stopped too: the next request is answered long before the old one would have ended.
     started = time.monotonic()
     assert "".join(backend.complete("y", max_tokens=3)) == "word word"
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30
 
     cancel = CancelToken()
     cancel.set()
@@ -102,7 +102,7 @@ def test_cancel_crosses_the_pipe_and_stops_the_worker(script, supervised) -> Non
 
 
 def test_a_cancel_from_another_thread_ends_a_waiting_stream_at_once(script, supervised) -> None:
-    script(responses=["slow " * 20], token_delay=2.0)
+    script(responses=["slow " * 20], token_delay=60.0)
     backend = supervised()
     backend.load()
     cancel = CancelToken()
@@ -110,7 +110,7 @@ def test_a_cancel_from_another_thread_ends_a_waiting_stream_at_once(script, supe
     timer.start()
     started = time.monotonic()
     assert list(backend.complete("x", cancel=cancel)) == []  # no piece came before the cancel
-    assert time.monotonic() - started < 1.5 and backend.last_stats.cancelled
+    assert time.monotonic() - started < 20 and backend.last_stats.cancelled
 
 
 def test_a_worker_killed_mid_stream_fails_the_request_and_the_next_is_answered(script, supervised) -> None:
