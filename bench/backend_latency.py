@@ -1,9 +1,10 @@
-"""Completion latency: plain llama-cpp-python vs Potion's LlamaCppBackend, in one run on the same model.
+"""Completion latency: plain llama-cpp-python vs Potion's llama.cpp backend, in one run on the same model.
 
     .venv/bin/python bench/backend_latency.py --quick
 
 1. Overhead, cold vs cold: the same FIM prompts (Elixir stdlib source around a cursor) through
-   `Llama.create_completion` with its cache reset before each call, and through `LlamaCppBackend` with
+   `Llama.create_completion` with its cache reset before each call, and through the backend editors get
+   (`open_backend`: llama.cpp in a supervised worker process, pieces streamed over a pipe) with
    `reset_cache()` before each call. Runs alternate between the two so CPU contention hits both alike.
    Target: overhead_ratio <= 1.05, the median over prompts of potion_ms / raw_ms for the same prompt
    (runs back to back); potion_ms_p50 / raw_ms_p50 is reported too.
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from potion import registry  # noqa: E402
-from potion.backends import LlamaCppBackend  # noqa: E402
+from potion.backends import open_backend  # noqa: E402
 from potion.prompts import completion_prompt  # noqa: E402
 
 ELIXIR_LIB = ROOT / ".cache" / "elixir-src" / "lib" / "elixir" / "lib"
@@ -79,7 +80,7 @@ def main() -> int:
     import llama_cpp
 
     model_path = registry.resolve(args.model)
-    backend = LlamaCppBackend(model_path, n_ctx=4096)
+    backend = open_backend(str(model_path), n_ctx=4096)
     backend.load()
     raw = llama_cpp.Llama(
         str(model_path),

@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/lsp_latency.py --quick
 
-1. Potion: starts `python -m lsp --stdio` on the default model, opens a real Elixir file (from Elixir's
-   own source) with a stretch of code removed, and types that code back keystroke by keystroke like an
-   editor: each keystroke is a `didChange`, a `$/cancelRequest` for the previous request still pending,
-   and a new `textDocument/inlineCompletion`. Typing pauses at each line end until the suggestion shows;
-   there the user types through the first characters of the shown suggestion (then deletes them), which
-   the type-through cache should answer in milliseconds. Latency is measured at the client, from request
-   to response, for every suggestion that was shown.
+1. Potion: starts `python -m lsp --stdio` on the default model (which runs llama.cpp in its supervised
+   worker process), opens a real Elixir file (from Elixir's own source) with a stretch of code removed, and
+   types that code back keystroke by keystroke like an editor: each keystroke is a `didChange`, a
+   `$/cancelRequest` for the previous request still pending, and a new `textDocument/inlineCompletion`.
+   Typing pauses at each line end until the suggestion shows; there the user types through the first
+   characters of the shown suggestion (then deletes them), which the type-through cache should answer in
+   milliseconds. Latency is measured at the client, from request to response, for every suggestion that was
+   shown.
 2. Raw: right after each generated suggestion is shown (the server is idle: the user is reading), the
    same prompt, rebuilt with the same prompt builder from the same document text, runs through
    `Llama.create_completion` in this process for the same number of completion tokens. Interleaving

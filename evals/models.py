@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from evals.errors import ModelLoadError
-from potion.backends import Backend, LlamaCppBackend, open_backend
+from potion.backends import Backend, LlamaCppBackend, SupervisedLlamaCpp, open_backend
 from potion.errors import PotionError
 
 
@@ -33,7 +33,7 @@ def open_model(spec: str | None, *, n_ctx: int = 4096, threads: int | None = 1) 
             backend = open_backend(name or None, url=url, n_ctx=n_ctx)
         else:
             backend = open_backend(spec, n_ctx=n_ctx)
-        if threads and isinstance(backend, LlamaCppBackend):
+        if threads and isinstance(backend, LlamaCppBackend | SupervisedLlamaCpp):
             backend.n_threads = threads  # read by load(): nothing is loaded yet
         backend.load()
     except PotionError as exc:

@@ -44,6 +44,16 @@ class ContextOverflow(BackendError):
     """A prompt does not fit in the model's context window."""
 
 
+class WorkerCrashed(BackendError):
+    """The model's worker process died (a llama.cpp assert, a segfault, killed) while serving a request.
+
+    The caller survives it: the request fails with this error and the worker is restarted."""
+
+
+class ModelCrashed(ModelCorrupt):
+    """llama.cpp crashed loading this model file, now or before (remembered by the file's sha256)."""
+
+
 class InvalidSource(PotionError):
     """A source file given to a command cannot be used: missing, binary, or the position is outside it."""
 

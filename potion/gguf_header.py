@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,6 +249,17 @@ def read_metadata(path: str | os.PathLike[str], *, keys: set[str] | None = None)
         buf.close()
 
 
+def _tensors(r: _Reader, tensor_count: int) -> Iterator[tuple[str, list[int], int, int]]:
+    """(name, dims, ggml type, data offset) of each entry of the tensor table, `r` placed at its start."""
+    for _ in range(tensor_count):
+        name = r.string()
+        n_dims = r.scalar("I")
+        if n_dims > MAX_DIMS:
+            raise _Damaged(f"tensor {name!r} has {n_dims} dimensions")
+        dims = [r.scalar("Q") for _ in range(n_dims)]
+        yield name or "", dims, r.scalar("I"), r.scalar("Q")
+
+
 def check_gguf(path: str | os.PathLike[str]) -> GGUFHeader:
     """Check that `path` is a complete, readable GGUF before anything loads it.
 
@@ -265,15 +278,10 @@ def check_gguf(path: str | os.PathLike[str]) -> GGUFHeader:
             else:
                 r.value(vtype, skip=True)
         data_size = 0
-        for _ in range(tensor_count):
-            name = r.string()
-            n_dims = r.scalar("I")
-            if n_dims > MAX_DIMS:
-                raise _Damaged(f"tensor {name!r} has {n_dims} dimensions")
+        for _name, dims, ttype, offset in _tensors(r, tensor_count):
             count = 1
-            for _ in range(n_dims):
-                count *= r.scalar("Q")
-            ttype, offset = r.scalar("I"), r.scalar("Q")
+            for d in dims:
+                count *= d
             block = GGML_BLOCKS.get(ttype)
             nbytes = count // block[0] * block[1] if block else 0
             data_size = max(data_size, offset + nbytes)
@@ -298,3 +306,62 @@ def context_length(path: str | os.PathLike[str]) -> int | None:
         return None
     value = read_metadata(path, keys={f"{arch}.context_length"}).get(f"{arch}.context_length")
     return int(value) if value is not None else None
+
+
+# llama.cpp's LLAMA_MAX_LAYERS: a larger block count is a GGML_ASSERT, which aborts the process.
+MAX_LAYERS = 512
+_BLOCK = re.compile(r"blk\.(\d+)\.")
+
+
+def check_hparams(path: str | os.PathLike[str]) -> None:
+    """Check the model's hyper-parameters against the tensors the file holds, where that is cheap.
+
+    A header can be well-formed and still lie: `<arch>.block_count` set to 1000 on a 24-layer model
+    passes `check_gguf` and then aborts llama.cpp (`GGML_ASSERT(n_layer <= LLAMA_MAX_LAYERS)`). Checked:
+    the block count is between 1 and 512 and no larger than the layers whose `blk.N.` tensors are present
+    (some architectures add layers, none has fewer tensors than blocks), and head counts are not zero.
+    Adapters and files without an architecture are left alone. Raises ModelCorrupt naming the key.
+    """
+    p, buf = _open(path)
+    try:
+        r, _version, tensor_count, kv_count = _header(p, buf)
+        meta: dict[str, Any] = {}
+        for _ in range(kv_count):
+            key = r.string() or ""
+            vtype = r.scalar("I")
+            wanted = key in ("general.architecture", "general.type") or key.endswith(
+                (".block_count", ".attention.head_count")
+            )
+            value = r.value(vtype, skip=not wanted)
+            if wanted:
+                meta[key] = value
+        layers = -1
+        for name, _dims, _ttype, _offset in _tensors(r, tensor_count):
+            if (m := _BLOCK.match(name)) is not None:
+                layers = max(layers, int(m.group(1)))
+        layers += 1
+    except (_Truncated, _Damaged) as exc:
+        raise _corrupt(p, exc) from None
+    finally:
+        buf.close()
+    arch = meta.get("general.architecture")
+    if not isinstance(arch, str) or meta.get("general.type") == "adapter":
+        return
+    fix = "the header does not match the weights: download or export the model again"
+    blocks = meta.get(f"{arch}.block_count")
+    if isinstance(blocks, int) and not isinstance(blocks, bool):
+        if not 0 < blocks <= MAX_LAYERS:
+            raise ModelCorrupt(
+                f"{p} says {arch}.block_count = {blocks}; llama.cpp allows 1 to {MAX_LAYERS}", hint=fix
+            )
+        if layers and blocks > layers:
+            raise ModelCorrupt(
+                f"{p} says {arch}.block_count = {blocks} but holds tensors for {layers} layers (blk.0 to "
+                f"blk.{layers - 1})",
+                hint=fix,
+            )
+    heads = meta.get(f"{arch}.attention.head_count")
+    values = heads if isinstance(heads, list) else [heads] if heads is not None else []
+    # Per-layer arrays may hold 0 for layers without attention (hybrid models); all zero is wrong.
+    if values and all(v == 0 for v in values):
+        raise ModelCorrupt(f"{p} says {arch}.attention.head_count = 0", hint=fix)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from potion import exported, settings, versions
 from potion.errors import ModelCorrupt, ModelDownloadError, ModelNotFound
-from potion.gguf_header import check_gguf, read_metadata
+from potion.gguf_header import check_gguf, check_hparams, read_metadata
 from potion.hub import byte_progress, cached_sha256, download, is_hf_spec, parse_hf_spec
 
 try:  # advisory lock so two processes do not assemble the same model at once (POSIX only)
@@ -200,8 +200,15 @@ def verify(name: str, *, progress: bool = False) -> Path:
     """Re-hash a model fully (ignoring the sidecar); ModelCorrupt if it no longer matches.
 
     For an `hf:` model the expected sha256 is the hub's (LFS blobs are named by it); for a local path
-    only the GGUF structure can be checked.
+    only the GGUF structure can be checked. Every model's hyper-parameters are also checked against the
+    tensors it holds (`check_hparams`): a header that hashes right can still be one llama.cpp aborts on.
     """
+    path = _verify_file(name, progress=progress)
+    check_hparams(path)
+    return path
+
+
+def _verify_file(name: str, *, progress: bool) -> Path:
     model = _registry_model(name)
     if model is not None:
         path = cached_path(model)

@@ -125,3 +125,38 @@ def fake_registry_model(tmp_path: Path, potion_home: Path, monkeypatch: pytest.M
     )
     monkeypatch.setitem(registry.MODELS, model.name, model)
     return model
+
+
+# A Qwen2 header that loads as far as llama.cpp's hyper-parameters: enough to reach its checks.
+CRAFTED_QWEN2 = {
+    "general.architecture": "qwen2",
+    "general.name": "crafted",
+    "qwen2.context_length": 512,
+    "qwen2.embedding_length": 64,
+    "qwen2.block_count": 1,
+    "qwen2.feed_forward_length": 128,
+    "qwen2.attention.head_count": 2,
+    "qwen2.attention.head_count_kv": 2,
+    "qwen2.attention.layer_norm_rms_epsilon": 1e-6,
+    "tokenizer.ggml.model": "gpt2",
+    "tokenizer.ggml.tokens": ["a", "b"],
+    "tokenizer.ggml.token_type": [1, 1],
+    "tokenizer.ggml.merges": ["a b"],
+}
+
+
+@pytest.fixture
+def crafted_gguf(tmp_path: Path) -> Path:
+    """A well-formed GGUF whose `qwen2.block_count` was rewritten to 1000 with the `gguf` package: it passes
+    `check_gguf` and aborts llama.cpp on load (`GGML_ASSERT(... <= LLAMA_MAX_LAYERS)`), a real SIGABRT."""
+    gguf = pytest.importorskip("gguf")
+    pytest.importorskip("llama_cpp")
+    path = tmp_path / "crafted.gguf"
+    path.write_bytes(
+        gguf_bytes(CRAFTED_QWEN2, [("token_embd.weight", [64, 2], 0), ("blk.0.attn_q.weight", [64, 64], 0)])
+    )
+    reader = gguf.GGUFReader(path, "r+")
+    field = reader.fields["qwen2.block_count"]
+    field.parts[field.data[0]][0] = 1000
+    del reader  # flushes the memory map
+    return path

@@ -1,4 +1,5 @@
-"""Inference backends: llama.cpp in-process, OpenAI-compatible HTTP servers, and a scripted fake."""
+"""Inference backends: llama.cpp (in a supervised worker process, or in-process), OpenAI-compatible HTTP
+servers, and a scripted fake."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from potion.backends.fake import FakeBackend
 from potion.backends.llamacpp import LlamaCppBackend
 from potion.backends.openai import OpenAIBackend
 from potion.backends.pool import BackendPool, parse_urls
+from potion.backends.supervised import SupervisedLlamaCpp
 from potion.errors import BackendError
 
 
@@ -20,7 +22,9 @@ def open_backend(
     With `url`, `model` is the name the server knows the model by (optional for llama-server); several
     URLs (a list, or one string separated by commas) make a `BackendPool` with failover. Otherwise
     `model` is a registry name, an exported model's name, `hf:` spec or local path, resolved (and
-    assembled if needed) to a GGUF; `BASE + ADAPTER` also loads a LoRA adapter GGUF on the base.
+    assembled if needed) to a GGUF; `BASE + ADAPTER` also loads a LoRA adapter GGUF on the base. llama.cpp
+    runs in a supervised worker process (`SupervisedLlamaCpp`): a crash of the model never takes the
+    caller down.
     """
     if url:
         try:
@@ -34,7 +38,7 @@ def open_backend(
     from potion import registry  # the registry imports hub machinery the HTTP path never needs
 
     resolved = registry.resolve_model(model)
-    return LlamaCppBackend(resolved.path, n_ctx=n_ctx, lora_path=resolved.adapter)
+    return SupervisedLlamaCpp(resolved.path, n_ctx=n_ctx, lora_path=resolved.adapter)
 
 
 __all__ = [
@@ -46,5 +50,6 @@ __all__ = [
     "LlamaCppBackend",
     "ModelInfo",
     "OpenAIBackend",
+    "SupervisedLlamaCpp",
     "open_backend",
 ]

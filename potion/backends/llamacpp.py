@@ -87,6 +87,20 @@ def _log_to_python_impl(level: int, text: bytes, _user_data: ctypes.c_void_p) ->
 _log_to_python: Any = None
 
 
+def header_info(model_path: Path, n_ctx: int) -> ModelInfo:
+    """The ModelInfo of a GGUF from its header alone (no weights loaded): name, FIM family, chat template."""
+    keys = {"general.name", "tokenizer.ggml.tokens", "tokenizer.chat_template"}
+    metadata = read_metadata(model_path, keys=keys)
+    family = detect_family(metadata.get("tokenizer.ggml.tokens") or ())
+    return ModelInfo(
+        name=metadata.get("general.name") or model_path.stem,
+        family=family,
+        n_ctx=n_ctx or context_length(model_path) or 4096,
+        fim_tokens=fim_tokens(family),
+        chat_template=metadata.get("tokenizer.chat_template"),
+    )
+
+
 class LlamaCppBackend:
     """A GGUF model run in this process. Lazy: nothing is loaded until `load()` or the first call.
 
@@ -151,16 +165,7 @@ class LlamaCppBackend:
         """Read from the GGUF header (about 0.2 s for a 150k vocabulary), without loading the weights:
         callers build prompts before the first generation, and `isinstance(x, Backend)` reads it too."""
         if self._info is None:
-            keys = {"general.name", "tokenizer.ggml.tokens", "tokenizer.chat_template"}
-            metadata = read_metadata(self.model_path, keys=keys)
-            family = detect_family(metadata.get("tokenizer.ggml.tokens") or ())
-            self._info = ModelInfo(
-                name=metadata.get("general.name") or self.model_path.stem,
-                family=family,
-                n_ctx=self.n_ctx or context_length(self.model_path) or 4096,
-                fim_tokens=fim_tokens(family),
-                chat_template=metadata.get("tokenizer.chat_template"),
-            )
+            self._info = header_info(self.model_path, self.n_ctx)
         return self._info
 
     def close(self) -> None:

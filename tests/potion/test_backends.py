@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from potion.backends import Backend, CancelToken, FakeBackend, LlamaCppBackend, OpenAIBackend, open_backend
+from potion.backends import (
+    Backend,
+    CancelToken,
+    FakeBackend,
+    LlamaCppBackend,
+    OpenAIBackend,
+    SupervisedLlamaCpp,
+    open_backend,
+)
 from potion.backends.stops import StopMatcher
 from potion.errors import BackendUnavailable, ModelCorrupt, ModelNotFound
 
@@ -81,10 +89,10 @@ def test_fake_backend_works_through_the_protocol() -> None:
 def test_open_backend_resolves_a_local_gguf_without_loading_it(make_gguf) -> None:
     path = make_gguf("tiny.gguf", metadata={"general.architecture": "qwen2"}, tensors=[("t", [32], 0)])
     backend = open_backend(str(path), n_ctx=512)
-    assert isinstance(backend, LlamaCppBackend)
-    assert backend.model_path == path and backend.n_ctx == 512 and backend._llm is None
+    assert isinstance(backend, SupervisedLlamaCpp)  # llama.cpp in a worker process it supervises
+    assert backend.model_path == path and backend.n_ctx == 512 and backend.worker_pid is None
     assert backend.info.family == "unknown" and backend.info.n_ctx == 512  # from the header, still lazy
-    assert backend._llm is None
+    assert backend.worker_pid is None and backend.starts == 0
 
 
 def test_llamacpp_info_comes_from_the_gguf_header(make_gguf) -> None:

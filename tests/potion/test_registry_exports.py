@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from potion import exported, registry
-from potion.backends import LlamaCppBackend, open_backend
+from potion.backends import SupervisedLlamaCpp, open_backend
 from potion.errors import ModelCorrupt, ModelNotFound
 from tests.conftest import gguf_bytes
 
@@ -112,7 +112,7 @@ def test_open_backend_applies_the_adapter_at_load_time(potion_home, make_gguf):
     folder = make_export("elixir-run")
     base = make_gguf("base.gguf", tensors=[("w", [64, 2], 0)])
     backend = open_backend(f"{base} + elixir-run")
-    assert isinstance(backend, LlamaCppBackend)
+    assert isinstance(backend, SupervisedLlamaCpp)  # llama.cpp in its worker process
     assert backend.model_path == base.resolve()
     assert backend.lora_path == folder / "elixir-run-lora.gguf"
     assert open_backend("elixir-run:f16").lora_path is None
