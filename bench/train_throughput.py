@@ -10,10 +10,11 @@ same packed stage-1 rows with the same hyper-parameters, for the same number of 
 - packing_gain: real (non-padding) tokens per second when the corpus's files are packed to seq_len, over
   the same files one per row with dynamic padding (target >= 1.5), on the corpus's own length distribution.
 
-Each side runs twice, interleaved (potion, baseline, potion, baseline), and its faster run counts: the
+Each side runs twice, in the order potion, baseline, baseline, potion, and its faster run counts: the
 first training in a process pays one-time costs (thread pools, allocator warm-up) that would otherwise
-fall on whichever side runs first. Sequences are 1,024 tokens in both modes, a realistic training length
-for the corpus's length distribution (`--seq-len` to change); `--quick` only runs fewer steps.
+fall on whichever side runs first, and the mirrored order cancels a machine that speeds up or slows down
+during the run (other work finishing or starting). Sequences are 1,024 tokens in both modes, a realistic
+training length for the corpus's length distribution (`--seq-len` to change); `--quick` only runs fewer steps.
 
 The corpus is `.cache/corpus/elixir-default` when it has been built, else Elixir's own source files.
 
@@ -167,10 +168,13 @@ def main() -> None:
         used = packed[: steps * cfg.batch_size]
         tokens = real_tokens(used, pad)
         potion_runs, baseline_runs = [], []
-        for i in range(2):
-            cfg.name = f"bench-{i}"
-            potion_runs.append(potion_run(cfg, used, tokenizer))
-            baseline_runs.append(baseline_run(model_dir, used, cfg, Path(tmp) / f"baseline-{i}"))
+        for i, order in enumerate([("potion", "baseline"), ("baseline", "potion")]):  # ABBA
+            for side in order:
+                if side == "potion":
+                    cfg.name = f"bench-{i}"
+                    potion_runs.append(potion_run(cfg, used, tokenizer))
+                else:
+                    baseline_runs.append(baseline_run(model_dir, used, cfg, Path(tmp) / f"baseline-{i}"))
         potion_s, baseline_s = min(potion_runs), min(baseline_runs)
 
         padded = padded_rows(texts, tokenizer, seq_len)[: steps * cfg.batch_size]
