@@ -188,7 +188,7 @@ class ModelLoader:
         self.thread.start()
 
     def state(self) -> str:
-        """"ready", "error" (see `error`) or "loading" (also before the first load starts)."""
+        """The model's state: "ready", "error" (see `error`) or "loading" (also before the first load)."""
         if self.server.model_ready.is_set():
             return "ready"
         return "error" if self.error is not None else "loading"

@@ -18,6 +18,7 @@ PY=${PY:-$ROOT/.venv/bin/python}
 NODE_VERSION=24.22.3
 CODE_SERVER_VERSION=4.139.1
 PLAYWRIGHT_VERSION=1.65.2
+VSCE_VERSION=4.1.0
 start=$SECONDS
 step() { echo "[editor-e2e] $*"; }
 
@@ -60,16 +61,26 @@ if ! "$PY" -c "import playwright" 2>/dev/null; then
   "$PY" -m pip install -q "playwright==$PLAYWRIGHT_VERSION"
 fi
 
-# The extension: compiled and packaged (vsce is a devDependency of editors/vscode).
+# vsce (packages the .vsix; it needs Node >= 22, so it lives here rather than in editors/vscode).
+VSCE_DIR=$CACHE/vsce-$VSCE_VERSION
+if [ ! -x "$VSCE_DIR/node_modules/.bin/vsce" ]; then
+  step "npm install @vscode/vsce@$VSCE_VERSION"
+  rm -rf "$VSCE_DIR.tmp" && mkdir -p "$VSCE_DIR.tmp"
+  PATH="$NODE_HOME/bin:$PATH" npm install --prefix "$VSCE_DIR.tmp" --no-save --no-audit --no-fund \
+    "@vscode/vsce@$VSCE_VERSION" >/dev/null
+  rm -rf "$VSCE_DIR" && mv "$VSCE_DIR.tmp" "$VSCE_DIR"
+fi
+
+# The extension, compiled and packaged; again only when its sources changed.
 VSIX=$CACHE/potion-vscode.vsix
 (
   cd editors/vscode
-  [ -x node_modules/.bin/vsce ] || npm ci --no-audit --no-fund >/dev/null
-  newest=$(find src package.json README.md -newer "$VSIX" 2>/dev/null | head -1 || true)
-  if [ ! -f "$VSIX" ] || [ -n "$newest" ]; then
+  [ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund >/dev/null
+  if [ ! -f "$VSIX" ] || [ -n "$(find src walkthrough package.json package-lock.json README.md -newer "$VSIX" | head -1)" ]; then
     step "package the extension -> $VSIX"
     npm run -s compile
-    npm run -s package -- --out "$VSIX" >/dev/null
+    PATH="$NODE_HOME/bin:$PATH" "$VSCE_DIR/node_modules/.bin/vsce" package \
+      --allow-missing-repository --skip-license --out "$VSIX" >/dev/null
   fi
 )
 echo "[editor-e2e] ready in $CACHE ($((SECONDS - start)) s)"
