@@ -40,7 +40,9 @@ def test_state_goes_from_loading_to_ready(raw: RawLsp) -> None:
 
 
 def test_a_failed_load_is_an_error_with_its_reason_until_a_new_model_loads(raw: RawLsp) -> None:
-    raw.initialize(options={"backend": "fake", "fake": {"responses": ["x"], "load_error": "no such model: nope"}})
+    raw.initialize(
+        options={"backend": "fake", "fake": {"responses": ["x"], "load_error": "no such model: nope"}}
+    )
     failed = _state_until(raw, "error")
     assert "no such model: nope" in failed["model_error"] and failed["model_ready"] is False
     # Other settings leave the error as it is; a new model clears it.

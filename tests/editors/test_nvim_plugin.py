@@ -40,6 +40,7 @@ def nvim(request: pytest.FixtureRequest) -> str:
         pytest.skip(f"no current Neovim at {CURRENT_NVIM}: run scripts/install-neovim.sh")
     return str(CURRENT_NVIM.resolve())
 
+
 RECORDING_SERVER = r"""
 import json, sys
 from pathlib import Path

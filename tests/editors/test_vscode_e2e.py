@@ -361,7 +361,10 @@ def test_a_user_session_in_vscode(vscode) -> None:
     page.keyboard.press("Escape")
     _open_file(page, "empty_worker.ex")
     page.keyboard.press("Control+.")
-    _wait("the scaffold actions", lambda: "scaffold for MyApp.EmptyWorker" in (menu.inner_text() if menu.count() else ""))
+    _wait(
+        "the scaffold actions",
+        lambda: "scaffold for MyApp.EmptyWorker" in (menu.inner_text() if menu.count() else ""),
+    )
     _shot(page, "06-quick-fix-scaffolds")
     page.keyboard.press("Escape")
 
@@ -398,7 +401,9 @@ def test_a_user_session_in_vscode(vscode) -> None:
     _shot(page, "08-setting-reaches-server")
 
     # 7. A potion.server.path that does not exist: one notification naming the setting, no restart loop.
-    session.user_settings(**{"potion.server.path": str(session.root / "no-such-potion"), "potion.debounceMs": 75})
+    session.user_settings(
+        **{"potion.server.path": str(session.root / "no-such-potion"), "potion.debounceMs": 75}
+    )
     toast = page.locator(".notification-toast", has_text="potion.server.path")
     _wait("the notification about potion.server.path", lambda: toast.count() > 0, timeout=30)
     _wait("the status bar to say stopped", lambda: "stopped" in _status(page), timeout=10)
