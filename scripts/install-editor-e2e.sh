@@ -22,12 +22,19 @@ VSCE_VERSION=4.1.0
 start=$SECONDS
 step() { echo "[editor-e2e] $*"; }
 
-# Chromium from Debian (Playwright drives this one: executable_path=/usr/bin/chromium).
-if ! command -v chromium >/dev/null; then
-  step "apt-get install chromium"
+# Debian: Chromium (Playwright drives this one: executable_path=/usr/bin/chromium), and what code-server's
+# native modules build with (its postinstall compiles them for Node 24; kerberos needs the GSSAPI headers).
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+command -v g++ >/dev/null || need+=(g++)
+command -v make >/dev/null || need+=(make)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+[ -f /usr/include/gssapi/gssapi.h ] || need+=(libkrb5-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  step "apt-get install ${need[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -q >/dev/null
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 # Node 24: the npm package carries the official binaries (and headers, for native modules).

@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from editor_tools import CURRENT_NVIM
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "editors" / "nvim"
-CACHE = Path(os.environ.get("POTION_EDITORS_CACHE", REPO / ".cache" / "editors"))
-NVIM = CACHE / "nvim-0.11"
+NVIM = CURRENT_NVIM
 
 pytestmark = [
     pytest.mark.skipif(not NVIM.exists(), reason=f"no Neovim 0.11 at {NVIM}: run scripts/install-neovim.sh"),
@@ -46,7 +46,9 @@ local result = { menus = {} }
 local function finish()
   local f = assert(io.open(out, "w")); f:write(vim.fn.json_encode(result)); f:close(); vim.cmd("qa!")
 end
-local function keys(k) vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(k, true, false, true), "t", false) end
+local function keys(k)
+  vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(k, true, false, true), "t", false)
+end
 vim.cmd("edit " .. os.getenv("POTION_TEST_FILE"))
 local function client() return vim.lsp.get_clients({ bufnr = 0, name = "potion" })[1] end
 if not vim.wait(30000, function() return client() ~= nil and client().initialized end, 20) then

