@@ -11,7 +11,8 @@ checks what a user sees, with a screenshot of each step (PNG, in the folder it p
  4. the quick-fix menu offers the missing callbacks (a `use GenServer` module) and the scaffolds (an
     empty file);
  5. Potion: New OTP module creates and opens the file;
- 6. changing `potion.debounceMs` in the Settings editor reaches the server;
+ 6. changing `potion.debounceMs` in the Settings editor reaches the server; Potion: Toggle AI
+    completions turns the status bar to "AI off" and back;
  7. a `potion.server.path` that does not exist gives one notification naming the setting, and no loop.
 
 Needs what scripts/install-editor-e2e.sh installs (`make editor-e2e`); skips, naming what is missing,
@@ -78,7 +79,7 @@ def apply_settings(self, options):
     _apply(self, options)
 
 lsp.server.PotionServer.apply_settings = apply_settings
-lsp.server.create_server = lambda config=None: _create(ServerConfig(backend="fake", fake={fake!r}))
+lsp.server.create_server = lambda config=None: _create(ServerConfig(**{config!r}))
 from lsp.cli import main
 sys.exit(main(sys.argv[2:]))  # argv: lsp --stdio
 """
@@ -124,7 +125,7 @@ class Session:
         self.settings_log = root / "settings.jsonl"
         self.user_dir = root / "user-data"
         self.settings_file = self.user_dir / "User" / "settings.json"
-        self.steps: list[str] = []
+        self.artifacts = root  # the fixture sets the test's folder under ARTIFACTS
 
     def write_project(self) -> None:
         lib = self.project / "lib" / "my_app"
@@ -136,16 +137,12 @@ class Session:
         (lib / "math.ex").write_text(MATH)
         (lib / "cache.ex").write_text(CACHE_MODULE)
         (lib / "empty_worker.ex").write_text("")
+        shutil.copy(REPO / "examples" / "counter.ex", lib / "counter.ex")
 
-    def write_wrapper(self) -> Path:
+    def write_wrapper(self, config: dict) -> Path:
         wrapper = self.root / "potion-e2e"
         wrapper.write_text(
-            WRAPPER.format(
-                python=sys.executable,
-                repo=str(REPO),
-                log=str(self.settings_log),
-                fake={"responses": [GHOST], "token_delay_ms": 0},
-            )
+            WRAPPER.format(python=sys.executable, repo=str(REPO), log=str(self.settings_log), config=config)
         )
         wrapper.chmod(0o755)
         return wrapper
@@ -210,18 +207,34 @@ def _telemetry_accepted(potion_home: Path) -> int:
         db.close()
 
 
+DEFAULT_MODEL = object()  # in a vscode_setup marker: the default model's path, resolved by the fixture
+FAKE = {"backend": "fake", "fake": {"responses": [GHOST], "token_delay_ms": 0}}
+
+
 @pytest.fixture
-def vscode(tmp_path: Path) -> Iterator[tuple[Session, object]]:
+def vscode(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Session, object]]:
+    """code-server with the extension on the Mix project, and a page on it. The server's settings
+    (`ServerConfig` fields) and extra user settings come from the test's `vscode_setup` marker."""
     missing = _missing()
     if missing:
         pytest.skip(missing)
     from playwright.sync_api import sync_playwright
 
+    marker = request.node.get_closest_marker("vscode_setup")
+    config, extra = marker.args if marker else (FAKE, {})
+    if extra.get("potion.model") is DEFAULT_MODEL:
+        from potion import registry
+        from potion.errors import PotionError
+
+        try:
+            extra = {**extra, "potion.model": str(registry.resolve(pull=False))}
+        except PotionError as exc:
+            pytest.skip(f"no default model: {exc}")
     session = Session(tmp_path)
     session.home.mkdir()
     session.potion_home.mkdir()
     session.write_project()
-    session.user_settings(**{"potion.server.path": str(session.write_wrapper())})
+    session.user_settings(**{"potion.server.path": str(session.write_wrapper(config)), **extra})
     installed = session.code_server("--install-extension", str(CACHE / "potion-vscode.vsix"))
     assert installed.returncode == 0, installed.stdout + installed.stderr
     assert "potion.potion-vscode" in session.code_server("--list-extensions").stdout
@@ -251,10 +264,11 @@ def vscode(tmp_path: Path) -> Iterator[tuple[Session, object]]:
         except OSError:
             return False
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("*.png"):
+    session.artifacts = ARTIFACTS / request.node.name
+    session.artifacts.mkdir(parents=True, exist_ok=True)
+    for old in session.artifacts.glob("*.png"):
         old.unlink()
-    print(f"\nscreenshots: {ARTIFACTS}")
+    print(f"\nscreenshots: {session.artifacts}")
     try:
         _wait("code-server to answer", healthy, timeout=120)
         with sync_playwright() as p:
@@ -266,7 +280,7 @@ def vscode(tmp_path: Path) -> Iterator[tuple[Session, object]]:
             try:
                 yield session, page
             except BaseException:
-                page.screenshot(path=str(ARTIFACTS / "failure.png"))
+                page.screenshot(path=str(session.artifacts / "failure.png"))
                 raise
             finally:
                 browser.close()
@@ -277,11 +291,11 @@ def vscode(tmp_path: Path) -> Iterator[tuple[Session, object]]:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
-        (ARTIFACTS / "code-server.log").write_text((tmp_path / "code-server.log").read_text())
+        (session.artifacts / "code-server.log").write_text((tmp_path / "code-server.log").read_text())
 
 
-def _shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+def _shot(session: Session, page, name: str) -> None:
+    page.screenshot(path=str(session.artifacts / f"{name}.png"))
 
 
 def _command(page, title: str) -> None:
@@ -328,27 +342,28 @@ def test_a_user_session_in_vscode(vscode) -> None:
     # 1. The server starts on an .ex file: the status bar says the (fake) model is ready.
     _open_file(page, "math.ex")
     _wait("the status bar to show Potion ready", lambda: _status(page).strip() == "Potion", timeout=90)
-    _shot(page, "01-server-ready")
+    _shot(session, page, "01-server-ready")
 
     # 2. Ghost text in a function body; Tab accepts it and telemetry records the acceptance.
     _goto(page, 3, 1)
     page.keyboard.type("    Enum.")
     ghost = page.locator(".ghost-text-decoration, .ghost-text")
     _wait("ghost text", lambda: GHOST in ghost.all_inner_texts().__str__().replace("\u00a0", " "), timeout=60)
-    _shot(page, "02-ghost-text")
+    _shot(session, page, "02-ghost-text")
     page.keyboard.press("Tab")
     _wait("the suggestion to be inserted", lambda: f"Enum.{GHOST}" in _editor_text(page), timeout=20)
-    _shot(page, "03-accepted")
+    _shot(session, page, "03-accepted")
     _wait("telemetry to record the acceptance", lambda: _telemetry_accepted(session.potion_home) >= 1, 30)
 
     # 3. Hover over Enum.map shows its docs.
     page.keyboard.press("Escape")
-    token = page.locator(".monaco-editor .view-line span", has_text="map").first
-    token.hover()
+    _goto(page, 3, 11)  # on `map` of `Enum.map`
+    page.keyboard.press("Control+K")
+    page.keyboard.press("Control+I")  # Show Hover
     hover = page.locator(".monaco-hover-content", has_text="enumerable")
     _wait("the hover of Enum.map", hover.is_visible, timeout=30)
     assert "map" in hover.inner_text()
-    _shot(page, "04-hover")
+    _shot(session, page, "04-hover")
 
     # 4. Quick fixes: missing callbacks in a GenServer module, scaffolds in an empty file.
     page.keyboard.press("Escape")
@@ -358,7 +373,7 @@ def test_a_user_session_in_vscode(vscode) -> None:
     menu = page.locator(".action-widget")
     _wait("the missing-callbacks action", lambda: "callbacks" in (menu.inner_text() if menu.count() else ""))
     assert "GenServer" in menu.inner_text()
-    _shot(page, "05-quick-fix-callbacks")
+    _shot(session, page, "05-quick-fix-callbacks")
     page.keyboard.press("Escape")
     _open_file(page, "empty_worker.ex")
     page.keyboard.press("Control+.")
@@ -366,7 +381,7 @@ def test_a_user_session_in_vscode(vscode) -> None:
         "the scaffold actions",
         lambda: "scaffold for MyApp.EmptyWorker" in (menu.inner_text() if menu.count() else ""),
     )
-    _shot(page, "06-quick-fix-scaffolds")
+    _shot(session, page, "06-quick-fix-scaffolds")
     page.keyboard.press("Escape")
 
     # 5. Potion: New OTP module creates the file and opens it.
@@ -380,7 +395,7 @@ def test_a_user_session_in_vscode(vscode) -> None:
     _wait("the new module's text", lambda: "defmodule MyApp.Worker" in _editor_text(page), timeout=20)
     assert "use GenServer" in _editor_text(page)
     assert (session.project / "lib" / "my_app" / "worker.ex").exists()
-    _shot(page, "07-new-otp-module")
+    _shot(session, page, "07-new-otp-module")
 
     # 6. potion.debounceMs changed in the Settings editor reaches the server.
     _command(page, "Preferences: Open Settings (UI)")
@@ -399,7 +414,14 @@ def test_a_user_session_in_vscode(vscode) -> None:
         ),
         timeout=30,
     )
-    _shot(page, "08-setting-reaches-server")
+    _shot(session, page, "08-setting-reaches-server")
+
+    # The status bar follows Potion: Toggle AI completions.
+    _command(page, "Potion: Toggle AI completions")
+    _wait("the status bar to say AI off", lambda: "AI off" in _status(page), timeout=20)
+    _shot(session, page, "09-ai-off")
+    _command(page, "Potion: Toggle AI completions")
+    _wait("the status bar to say ready again", lambda: _status(page).strip() == "Potion", timeout=20)
 
     # 7. A potion.server.path that does not exist: one notification naming the setting, no restart loop.
     session.user_settings(
@@ -408,10 +430,27 @@ def test_a_user_session_in_vscode(vscode) -> None:
     toast = page.locator(".notification-toast", has_text="potion.server.path")
     _wait("the notification about potion.server.path", lambda: toast.count() > 0, timeout=30)
     _wait("the status bar to say stopped", lambda: "stopped" in _status(page), timeout=10)
-    _shot(page, "09-missing-executable")
+    _shot(session, page, "10-missing-executable")
     # It waits for the setting to change (no restart loop): pointing it back starts the server again.
     session.user_settings(**{"potion.server.path": str(session.root / "potion-e2e"), "potion.debounceMs": 75})
     _wait("the server to start again", lambda: _status(page).strip() == "Potion", timeout=60)
     assert toast.count() == 1
     print(f"\nthe user session took {time.monotonic() - started:.1f}s")
-    shutil.copy(session.settings_log, ARTIFACTS / "settings-received.jsonl")
+    shutil.copy(session.settings_log, session.artifacts / "settings-received.jsonl")
+
+
+@pytest.mark.e2e
+@pytest.mark.vscode_setup(
+    {}, {"potion.model": DEFAULT_MODEL, "potion.maxTokens": 48, "potion.timeBudgetMs": 60_000}
+)
+def test_ghost_text_from_the_default_model(vscode) -> None:
+    """The README's picture: Potion's ghost text from the real default model, in VS Code."""
+    session, page = vscode
+    _open_file(page, "counter.ex")
+    _wait("the default model to load", lambda: _status(page).strip() == "Potion", timeout=240)
+    _goto(page, 14, 5)  # the empty body of increment/0, after its indentation
+    page.keyboard.type("G")
+    ghost = page.locator(".ghost-text-decoration, .ghost-text")
+    _wait("ghost text from the model", lambda: "".join(ghost.all_inner_texts()).strip(), timeout=120)
+    _shot(session, page, "ghost-text-default-model")
+    print("suggestion:", " | ".join(ghost.all_inner_texts()))
