@@ -37,9 +37,11 @@ demo:
 vscode:
 	cd editors/vscode && npm ci --no-audit --no-fund && npm run compile
 
-# What the real-VS-Code test needs (code-server, Node 24, Chromium, Playwright, the .vsix), cached in
-# .cache/editors: tests/editors/test_vscode_e2e.py (marker editors_e2e) skips without it.
+# The real editors the tests drive, cached in ~/.cache/potion-editors: Neovim 0.11 (tests/editors run the
+# plugin on it too) and what the real-VS-Code test needs (code-server, Node 24, Chromium, Playwright, the
+# .vsix); tests/editors/test_vscode_e2e.py (marker editors_e2e) skips without them.
 editor-e2e:
+	-PY=$(CURDIR)/$(BIN)/python bash scripts/install-neovim.sh
 	PY=$(CURDIR)/$(BIN)/python bash scripts/install-editor-e2e.sh
 
 test:

@@ -6,12 +6,14 @@
 #   - Debian's `chromium` (apt-get), driven by Playwright from PyPI (its own browser download is never used);
 #   - the extension packaged as a .vsix with @vscode/vsce (npm).
 # Idempotent: each step is skipped when its result is there. Prints what it took, and the seconds.
+# The cache is outside the checkout (~/.cache/potion-editors, or $POTION_EDITORS_CACHE) so that a fresh
+# clone on the same machine, as CI makes, reuses it: code-server compiles native modules for minutes.
 # A step that cannot be done (no network, no root) stops the script with a line saying which; the test
-# then skips and names what is missing. Usage: scripts/install-editor-e2e.sh [CACHE] (default .cache/editors).
+# then skips and names what is missing. Usage: scripts/install-editor-e2e.sh [CACHE].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-CACHE=${1:-${POTION_EDITORS_CACHE:-.cache/editors}}
+CACHE=${1:-${POTION_EDITORS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/potion-editors}}
 mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}
@@ -55,7 +57,7 @@ if [ ! -x "$CS_DIR/node_modules/.bin/code-server" ]; then
   step "npm install code-server@$CODE_SERVER_VERSION (with Node $NODE_VERSION)"
   rm -rf "$CS_DIR.tmp" && mkdir -p "$CS_DIR.tmp"
   PATH="$NODE_HOME/bin:$PATH" npm_config_nodedir="$NODE_HOME" \
-    npm install --prefix "$CS_DIR.tmp" --no-save --no-audit --no-fund --unsafe-perm \
+    npm install --prefix "$CS_DIR.tmp" --no-save --no-audit --no-fund \
     "code-server@$CODE_SERVER_VERSION" >"$CACHE/code-server-install.log" 2>&1 ||
     { tail -30 "$CACHE/code-server-install.log"; exit 1; }
   rm -rf "$CS_DIR" && mv "$CS_DIR.tmp" "$CS_DIR"
@@ -78,16 +80,21 @@ if [ ! -x "$VSCE_DIR/node_modules/.bin/vsce" ]; then
   rm -rf "$VSCE_DIR" && mv "$VSCE_DIR.tmp" "$VSCE_DIR"
 fi
 
-# The extension, compiled and packaged; again only when its sources changed.
+# The extension, compiled and packaged; again only when its sources changed (by content: a fresh
+# clone's files are all new).
 VSIX=$CACHE/potion-vscode.vsix
 (
   cd editors/vscode
-  [ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund >/dev/null
-  if [ ! -f "$VSIX" ] || [ -n "$(find src walkthrough package.json package-lock.json README.md -newer "$VSIX" | head -1)" ]; then
+  sources=$(find src walkthrough -type f | sort; echo package.json package-lock.json README.md .vscodeignore)
+  # shellcheck disable=SC2086
+  stamp=$(cat $sources | sha256sum | cut -c1-64)
+  if [ ! -f "$VSIX" ] || [ "$(cat "$VSIX.sha256" 2>/dev/null)" != "$stamp" ]; then
     step "package the extension -> $VSIX"
+    [ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund >/dev/null
     npm run -s compile
     PATH="$NODE_HOME/bin:$PATH" "$VSCE_DIR/node_modules/.bin/vsce" package \
       --allow-missing-repository --skip-license --out "$VSIX" >/dev/null
+    echo "$stamp" >"$VSIX.sha256"
   fi
 )
 echo "[editor-e2e] ready in $CACHE ($((SECONDS - start)) s)"
