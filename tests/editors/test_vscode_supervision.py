@@ -97,6 +97,7 @@ def test_status_bar_text_per_state(supervision: Path) -> None:
         " out[st] = s.statusView(st, st === 'error' ? 'no such model: nope' : 'qwen'); return out;",
     )
     assert "loading" in got["loading"]["text"] and not got["loading"]["error"]
+    assert "starting" in got["starting"]["text"]  # never the bare "Potion" that means ready
     assert got["ready"]["text"].endswith("Potion") and "qwen ready" in got["ready"]["tooltip"]
     assert "AI off" in got["off"]["text"]
     assert got["error"]["error"] and "no such model: nope" in got["error"]["tooltip"]

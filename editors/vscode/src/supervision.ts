@@ -93,7 +93,11 @@ export interface StatusView {
 export function statusView(state: ModelState, detail?: string | null): StatusView {
   switch (state) {
     case "starting":
-      return { text: "$(loading~spin) Potion", tooltip: "Potion: starting the language server", error: false };
+      return {
+        text: "$(loading~spin) Potion: starting",
+        tooltip: `Potion: starting the language server${detail ? ` (${detail})` : ""}`,
+        error: false,
+      };
     case "loading":
       return {
         text: "$(loading~spin) Potion: loading model",
