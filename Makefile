@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # A native llama.cpp build crashes on some CPUs (GPF in libggml-cpu): build it portable.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
-.PHONY: setup venv system-deps elixir-src model demo vscode test lint
+.PHONY: setup venv system-deps elixir-src model demo vscode editor-e2e test lint
 
 setup: system-deps venv elixir-src model demo
 
@@ -36,6 +36,13 @@ demo:
 # The VS Code extension compiles (npm registry only).
 vscode:
 	cd editors/vscode && npm ci --no-audit --no-fund && npm run compile
+
+# The real editors the tests drive, cached in ~/.cache/potion-editors: Neovim 0.11 (tests/editors run the
+# plugin on it too) and what the real-VS-Code test needs (code-server, Node 24, Chromium, Playwright, the
+# .vsix); tests/editors/test_vscode_e2e.py (marker editors_e2e) skips without them.
+editor-e2e:
+	-PY=$(CURDIR)/$(BIN)/python bash scripts/install-neovim.sh
+	PY=$(CURDIR)/$(BIN)/python bash scripts/install-editor-e2e.sh
 
 test:
 	$(BIN)/python -m pytest -ra

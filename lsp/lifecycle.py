@@ -206,16 +206,24 @@ class ModelLoader:
         self._generation = 0
         self._lock = threading.Lock()
         self.thread: threading.Thread | None = None
+        self.error: str | None = None  # why the current model failed to load (`potion/status` shows it)
 
     def start(self, config: ServerConfig) -> None:
         with self._lock:
             self._generation += 1
             generation = self._generation
+            self.error = None
         previous = self.server.set_backend(None)
         self.thread = threading.Thread(
             target=self._load, args=(config, generation, previous), name="potion-load-model", daemon=True
         )
         self.thread.start()
+
+    def state(self) -> str:
+        """The model's state: "ready", "error" (see `error`) or "loading" (also before the first load)."""
+        if self.server.model_ready.is_set():
+            return "ready"
+        return "error" if self.error is not None else "loading"
 
     def _current(self, generation: int) -> bool:
         with self._lock:
@@ -235,7 +243,11 @@ class ModelLoader:
         except Exception as exc:  # any failure: say why once, keep serving the non-AI features
             message = exc.user_message() if hasattr(exc, "user_message") else f"{type(exc).__name__}: {exc}"
             log.error("model failed to load: %s", message)
-            if self._current(generation):
+            with self._lock:
+                current = generation == self._generation
+                if current:
+                    self.error = message
+            if current:
                 server.progress_end(token, "model failed to load")
                 server.show_message(
                     f"Potion: the model could not be loaded: {message}. AI completions are off; hover, "

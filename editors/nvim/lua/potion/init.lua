@@ -77,6 +77,27 @@ local function server_has_inline_completion(client)
   return provider ~= nil and provider ~= false
 end
 
+-- Neovim 0.11's vim.lsp.completion inserts a plain-text item's `textEdit.newText` only up to its first
+-- space (the item's `word`): the model's suggestion ("map(list, fn x -> x + 1 end)", or a block) was cut to
+-- "map(list,". Potion's AI item is handed to it as a snippet instead (the text escaped), which it inserts
+-- whole on accept, and then runs the item's command (the acceptance, for `potion stats`).
+local function snippet_escape(text)
+  return (text:gsub("[\\$}]", "\\%0"))
+end
+
+local function ai_item_as_snippet(client)
+  return function(item)
+    local is_ai = item.labelDetails and item.labelDetails.description == "Potion AI"
+    if not is_ai or not item.textEdit or item.insertTextFormat == 2 then
+      return {}
+    end
+    local snippet = vim.deepcopy(item)
+    snippet.insertTextFormat = 2
+    snippet.textEdit.newText = snippet_escape(item.textEdit.newText)
+    return { user_data = { nvim = { lsp = { completion_item = snippet, client_id = client.id } } } }
+  end
+end
+
 local function set_up_buffer(client, bufnr)
   if has("nvim-0.12") and vim.lsp.inline_completion and server_has_inline_completion(client) then
     vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
@@ -90,7 +111,7 @@ local function set_up_buffer(client, bufnr)
     end
   elseif M.config.completion_fallback then
     if vim.lsp.completion and vim.lsp.completion.enable then
-      vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = true })
+      vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = true, convert = ai_item_as_snippet(client) })
     else
       vim.api.nvim_buf_set_option(bufnr, "omnifunc", "v:lua.vim.lsp.omnifunc")
     end
