@@ -37,6 +37,14 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def barrier() -> None:
+    """Waits for every rank of a distributed run (nothing to wait for in a single process)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 @dataclass
 class Datasets:
     """Rows of every split the run uses, tokenized (data.py)."""
@@ -166,7 +174,10 @@ def _stage(
             ) from exc
         raise
     # No trainer.evaluate() here: the Trainer evaluates after the last step itself (step-based strategy).
-    shutil.rmtree(staging, ignore_errors=True)
+    # Every rank lists the staging folder at the end of train(): remove it only once all have finished.
+    barrier()
+    if main:
+        shutil.rmtree(staging, ignore_errors=True)
     return trainer
 
 

@@ -92,7 +92,7 @@ def test_an_in_process_canary_that_does_not_fit_is_refused_before_loading(
         open_candidate(CanaryConfig(model=str(path), share=0.5))
     monkeypatch.setattr(canary_mod, "available_memory", lambda: 64 << 30)
     backend = open_candidate(CanaryConfig(model=str(path), share=0.5))  # fits: a lazy backend, not loaded
-    assert type(backend).__name__ == "LlamaCppBackend"
+    assert type(backend).__name__ == "SupervisedLlamaCpp" and backend.worker_pid is None
 
 
 def test_a_canary_on_a_server_is_an_openai_backend():
