@@ -79,6 +79,13 @@ def test_editors_send_only_settings_the_server_reads() -> None:
         assert _snake(key) in SETTINGS, key
     config = parse_settings({"potion": {"debounceMs": 90, "hover": False, "model": None}})
     assert config.engine.debounce_ms == 90 and config.hover is False and config.model is None
+    # The canary section as VS Code's readSettings() and Neovim's defaults send it.
+    config = parse_settings(
+        {"potion": {"canary": {"model": "cand", "backendUrl": None, "share": 0.25}, "latencyWarningMs": 900}}
+    )
+    assert (config.canary.model, config.canary.backend_url, config.canary.share) == ("cand", None, 0.25)
+    assert config.latency_warning_ms == 900
+    assert parse_settings({"potion": {"canary": {"share": 0}}}).canary.enabled is False
 
 
 def test_declared_commands_are_registered_and_walkthrough_media_exist() -> None:

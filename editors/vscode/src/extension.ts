@@ -31,6 +31,9 @@ export interface PotionSettings {
   hover: boolean;
   codeActions: boolean;
   telemetry: boolean;
+  latencyWarningMs: number;
+  // The A/B candidate (`potion.canary.*` in VS Code's UI), sent as the server's `canary` section (kept last).
+  canary: { model: string | null; backendUrl: string | null; share: number };
 }
 
 function readSettings(): PotionSettings {
@@ -48,6 +51,12 @@ function readSettings(): PotionSettings {
     hover: c.get<boolean>("features.hover", true),
     codeActions: c.get<boolean>("features.codeActions", true),
     telemetry: c.get<boolean>("features.telemetry", true),
+    latencyWarningMs: c.get<number>("latencyWarningMs", 5000),
+    canary: {
+      model: orNull(c.get<string>("canary.model")),
+      backendUrl: orNull(c.get<string>("canary.backendUrl")),
+      share: c.get<number>("canary.share", 0),
+    },
   };
 }
 

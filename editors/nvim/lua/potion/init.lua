@@ -22,6 +22,8 @@ local default_settings = {
   hover = true,
   codeActions = true,
   telemetry = true,
+  latencyWarningMs = 5000,
+  canary = { share = 0 }, -- A/B test: { model = "NAME", share = 0.1 [, backendUrl = "URL"] }
 }
 
 M.defaults = {
