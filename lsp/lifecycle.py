@@ -31,6 +31,7 @@ from lsp.canary import canary_options, parse_canary
 from lsp.engine import EngineConfig
 from lsp.errors import ConfigError
 from potion.backends.canary import CanaryConfig
+from potion.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from lsp.server import PotionServer
@@ -198,6 +199,19 @@ def make_backend(config: ServerConfig) -> Backend:
     return open_backend(config.model, url=config.backend_url, n_ctx=config.n_ctx)
 
 
+# Retrying a model server that could not be reached when the server started (doubling back-off).
+RETRY_FIRST_S, RETRY_MAX_S = 1.0, 30.0
+
+
+def _user_message(exc: Exception) -> str:
+    return exc.user_message() if hasattr(exc, "user_message") else f"{type(exc).__name__}: {exc}"
+
+
+def _server_may_return(config: ServerConfig, exc: Exception) -> bool:
+    """Whether a failed load is a server that is down (worth retrying), not a bad setting or model."""
+    return bool(config.backend_url) and isinstance(exc, BackendUnavailable)
+
+
 class ModelLoader:
     """Loads the configured backend on a background thread and hands it to the server when ready."""
 
@@ -229,6 +243,15 @@ class ModelLoader:
         with self._lock:
             return generation == self._generation
 
+    def _wait(self, generation: int, seconds: float) -> bool:
+        """Sleeps up to `seconds`; False as soon as newer settings replaced this load."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not self._current(generation):
+                return False
+            time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+        return self._current(generation)
+
     def _load(self, config: ServerConfig, generation: int, previous: Backend | None = None) -> None:
         if previous is not None:
             previous.close()  # frees its memory before the new model loads
@@ -237,28 +260,47 @@ class ModelLoader:
         name = config.model or ("fake" if config.backend == "fake" else "the default model")
         server.progress_begin(token, "Potion", f"loading {config.backend_url or name}")
         started = time.monotonic()
-        try:
-            backend = make_backend(config)
-            backend.load()
-        except Exception as exc:  # any failure: say why once, keep serving the non-AI features
-            message = exc.user_message() if hasattr(exc, "user_message") else f"{type(exc).__name__}: {exc}"
-            log.error("model failed to load: %s", message)
-            with self._lock:
-                current = generation == self._generation
-                if current:
-                    self.error = message
-            if current:
-                server.progress_end(token, "model failed to load")
-                server.show_message(
-                    f"Potion: the model could not be loaded: {message}. AI completions are off; hover, "
-                    "Elixir completions and scaffolds still work.",
-                    types.MessageType.Error,
-                )
-            return
+        retry_s, failed = RETRY_FIRST_S, False
+        while True:
+            backend = None
+            try:
+                backend = make_backend(config)
+                backend.load()
+                break
+            except Exception as exc:  # any failure: say why once, keep serving the non-AI features
+                if backend is not None:
+                    backend.close()
+                message = _user_message(exc)
+                log.error("model failed to load: %s", message)
+                with self._lock:
+                    current = generation == self._generation
+                    if current:
+                        self.error = message
+                if current and not failed:
+                    server.progress_end(token, "model failed to load")
+                    server.show_message(
+                        f"Potion: the model could not be loaded: {message}. AI completions are off; hover, "
+                        "Elixir completions and scaffolds still work."
+                        + (" Potion keeps trying the server." if _server_may_return(config, exc) else ""),
+                        types.MessageType.Error,
+                    )
+                failed = True
+                # A server that is down may come back (a local model file does not change by itself):
+                # try again with back-off, silently, until it answers or the settings change.
+                if not current or not _server_may_return(config, exc) or not self._wait(generation, retry_s):
+                    return
+                retry_s = min(retry_s * 2, RETRY_MAX_S)
         if not self._current(generation):
             backend.close()  # the settings changed while it loaded
             return
+        with self._lock:
+            self.error = None
         if (replaced := server.set_backend(backend)) is not None:
             replaced.close()
         log.info("model ready in %.1fs", time.monotonic() - started)
-        server.progress_end(token, f"{backend.info.name} ready")
+        if failed:  # its progress already ended with the failure
+            server.show_message(
+                f"Potion: {config.backend_url} answers again; AI completions are on.", types.MessageType.Info
+            )
+        else:
+            server.progress_end(token, f"{backend.info.name} ready")

@@ -157,3 +157,35 @@ async def test_every_server_of_the_pool_down_is_one_message_and_it_recovers(home
                         break
                     assert time.monotonic() < deadline, "the pool never recovered"
                     await asyncio.sleep(0.1)
+
+
+async def test_a_pool_down_at_startup_is_one_message_and_served_when_a_server_returns(home):
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    answer = "GenServer.call(__MODULE__, :which)"
+    options = {"backendUrl": [f"http://127.0.0.1:{p}" for p in ports], "debounceMs": 0}
+    async with lsp_session(home, capabilities=vscode_capabilities(), options=options) as client:
+        deadline = time.monotonic() + 20
+        while (await status(client))["model_state"] != "error":
+            assert time.monotonic() < deadline, await status(client)
+            await asyncio.sleep(0.05)
+        open_doc(client, URI, SOURCE)
+        result = await client.text_document_inline_completion_async(inline_params())
+        assert list(result.items) == []  # no AI yet, and no hang
+        with FakeOpenAIServer([answer], port=ports[1]):
+            deadline = time.monotonic() + 40  # the retry back-off: 1 s, 2 s, 4 s, ...
+            while not (await status(client))["model_ready"]:
+                assert time.monotonic() < deadline, "the server never came back"
+                await asyncio.sleep(0.1)
+            edit(client, 2)
+            result = await client.text_document_inline_completion_async(inline_params(3))
+            assert [i.insert_text for i in result.items] == [answer]
+        errors = [m.message for m in client.messages if m.type == types.MessageType.Error]
+        infos = [m.message for m in client.messages if m.type == types.MessageType.Info]
+        assert len(errors) == 1 and "keeps trying the server" in errors[0]
+        assert any("answers again" in m for m in infos)
