@@ -70,7 +70,7 @@ class TrainConfig:
     # Stage 1: continued pretraining on `text`, packed, with fill-in-the-middle.
     stage1_steps: int = 100
     stage1_lr: float = 2e-4
-    fim_rate: float = 0.5
+    fim_rate: float = 0.5  # share of row-sized pieces of each file made FIM samples (context-level FIM)
     fim_spm_rate: float = 0.5
     fim_granularity: str = "line"  # line | token
     # Share of stage-1 rows that are general code (corpus.general: the `train` half of the Python standard

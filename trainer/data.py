@@ -1,8 +1,10 @@
 """Training data from a corpus directory (corpus.schema): FIM, packing, chat masking, replay.
 
-Stage 1 rows are whole files. Each becomes, with probability `fim_rate`, a fill-in-the-middle sample in the
-model family's own format (`potion.prompts.TEMPLATES`, the strings the language server sends), cut at line or
-token boundaries, PSM or SPM; documents end with EOS and are packed into rows of exactly `seq_len` tokens.
+Stage 1 rows are files. With FIM on, each file is cut at line ends into pieces that fit a row, and each
+piece becomes, with probability `fim_rate`, a fill-in-the-middle sample in the model family's own format
+(`potion.prompts.TEMPLATES`, the strings the language server sends), cut at line or token boundaries, PSM or
+SPM (context-level FIM, as in Bavarian et al. 2022: a sample never straddles two rows). Documents end with
+EOS and are packed into rows of exactly `seq_len` tokens.
 Position ids restart at every document: transformers turns that into a block-diagonal causal mask (sdpa,
 eager and flash attention alike), so no token attends across documents, and the first token of a document
 is not a target of the previous one.
@@ -13,6 +15,7 @@ end-of-turn token after them) are targets. A fraction of packed stage-1 rows is 
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import random
 from collections.abc import Iterator, Sequence
@@ -112,23 +115,101 @@ def pack(docs: Sequence[Sequence[int]], seq_len: int) -> Iterator[dict[str, list
                 ids, pos, labels = [], [], []
 
 
+# Room left in a row beside a FIM piece: three FIM markers, the end-of-sequence token, and tokens that a cut
+# splits in two.
+FIM_ROOM = 8
+
+
+def fim_pieces(text: str, tokenizer: Any, budget: int) -> list[str]:
+    """`text` cut at line ends into consecutive pieces of at most about `budget` tokens (a line longer than
+    the budget is cut between tokens). Context-level FIM: each piece is transformed on its own and packed
+    whole, so a sample's prefix, suffix and middle always share a row. Transformed whole, a file longer
+    than a row would be cut by packing into rows that hold a prefix without its middle, or a middle
+    without the prefix and suffix it completes."""
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    starts = [s for s, _ in offsets]
+    if len(starts) <= budget:
+        return [text]
+    pieces = []
+    lo = 0
+    while True:
+        first = bisect.bisect_left(starts, lo)
+        if len(starts) - first <= budget:
+            pieces.append(text[lo:])
+            return pieces
+        limit = starts[first + budget]
+        cut = text.rfind("\n", lo, limit) + 1
+        if cut <= lo:  # one line longer than the budget
+            cut = limit
+        pieces.append(text[lo:cut])
+        lo = cut
+
+
+def pack_whole(
+    docs: Sequence[Sequence[int]], seq_len: int, pad_id: int, *, open_rows: int = 64
+) -> list[dict[str, list[int]]]:
+    """Documents of at most `seq_len` tokens placed whole into rows (first fit, in order; longer ones are
+    truncated), each row then padded to `seq_len` with `pad_id`: padding is no target and, its position ids
+    restarting at 0, a document of its own that nothing before it attends to."""
+    rows: list[dict[str, list[int]]] = []
+    room: list[int] = []  # indices of rows that still have room, oldest first
+    for doc in docs:
+        doc = list(doc[:seq_len])
+        if not doc:
+            continue
+        at = next((i for i in room if len(rows[i]["input_ids"]) + len(doc) <= seq_len), None)
+        if at is None:
+            rows.append({"input_ids": [], "labels": [], "position_ids": []})
+            at = len(rows) - 1
+            room.append(at)
+            if len(room) > open_rows:
+                room.pop(0)
+        row = rows[at]
+        row["input_ids"].extend(doc)
+        row["labels"].extend([IGNORE, *doc[1:]])
+        row["position_ids"].extend(range(len(doc)))
+        if len(row["input_ids"]) == seq_len:
+            room.remove(at)
+    for row in rows:
+        extra = seq_len - len(row["input_ids"])
+        row["input_ids"].extend([pad_id] * extra)
+        row["labels"].extend([IGNORE] * extra)
+        row["position_ids"].extend(range(extra))
+    return rows
+
+
 def stage1_rows(
     texts: Sequence[str], tokenizer: Any, seq_len: int, spec: FimSpec, *, seed: int, required: bool = True
 ) -> list[dict[str, list[int]]]:
-    """Packed stage-1 rows: FIM applied per document with a seeded RNG, EOS after every document.
+    """Packed stage-1 rows, EOS after every document.
+
+    Without FIM, documents are packed back to back and a long one continues in the next row. With FIM,
+    every document is cut into pieces that fit a row (`fim_pieces`), each piece is transformed with a
+    seeded RNG (ending with EOS when it was: the model learns where a middle stops), and pieces are packed
+    whole (`pack_whole`).
 
     With `required` (training data), too little text for one row is a DataError; without it (a held-out
     split, which one project alone may not have) the answer is simply no rows.
     """
     rng = random.Random(seed)
     eos = tokenizer.eos_token_id
+    fim = spec.template is not None and spec.rate > 0
     docs = []
     for text in texts:
-        sample = fim_transform(text, spec, rng, tokenizer)
-        docs.append(tokenizer(sample, add_special_tokens=False)["input_ids"] + [eos])
-    rows = list(pack(docs, seq_len))
+        pieces = fim_pieces(text, tokenizer, seq_len - FIM_ROOM) if fim else [text]
+        for i, piece in enumerate(pieces):
+            sample = fim_transform(piece, spec, rng, tokenizer)
+            ends = sample != piece or i == len(pieces) - 1
+            docs.append(tokenizer(sample, add_special_tokens=False)["input_ids"] + ([eos] if ends else []))
+    total = sum(len(d) for d in docs)
+    if total < seq_len:
+        rows = []
+    elif fim:
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+        rows = pack_whole(docs, seq_len, pad)
+    else:
+        rows = list(pack(docs, seq_len))
     if not rows and required:
-        total = sum(len(d) for d in docs)
         raise DataError(
             f"stage-1 data has {total} tokens, less than one row of seq_len={seq_len}",
             hint="add data or lower seq_len",

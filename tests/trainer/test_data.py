@@ -48,6 +48,50 @@ def test_packed_documents_do_not_attend_to_each_other(tiny_models):
     assert not torch.allclose(leaky, alone, atol=1e-3)
 
 
+def test_pack_whole_never_splits_a_document():
+    rows = data.pack_whole([[1, 2, 3], [4, 5, 6, 7, 8], [9, 10], [11] * 12], 8, pad_id=0)
+    assert [r["input_ids"] for r in rows] == [[1, 2, 3, 4, 5, 6, 7, 8], [9, 10, 0, 0, 0, 0, 0, 0], [11] * 8]
+    assert rows[1]["labels"] == [-100, 10] + [-100] * 6  # padding is no target
+    assert rows[1]["position_ids"] == [0, 1, 0, 1, 2, 3, 4, 5]  # and a document of its own
+
+
+def test_fim_pieces_fit_a_row_and_keep_every_character(tekken):
+    text = "\n".join(elixir_module(i) for i in range(12))
+    pieces = data.fim_pieces(text, tekken, 64)
+    assert len(pieces) > 3 and "".join(pieces) == text
+    assert all(p.endswith("\n") for p in pieces[:-1])  # cut at line ends
+    assert all(len(tekken(p, add_special_tokens=False).input_ids) <= 64 + 2 for p in pieces)
+    assert data.fim_pieces(elixir_module(1), tekken, 4096) == [elixir_module(1)]
+    line = "x = " + "a + " * 300 + "1\n"  # one line longer than the budget: cut between tokens
+    cut = data.fim_pieces(line, tekken, 32)
+    assert len(cut) > 5 and "".join(cut) == line
+
+
+def test_a_fim_sample_never_straddles_two_rows(tiny_models):
+    """Every FIM sample lies whole in one row (its prefix, suffix and middle, then EOS), every character of
+    every file is in exactly one sample, and rows are exactly seq_len long."""
+    qwen = AutoTokenizer.from_pretrained(tiny_models("qwen2"))
+    texts = ["\n".join(elixir_module(i + k) for i in range(n)) for k, n in enumerate((1, 9, 3, 14))]
+    spec = data.FimSpec(data.fim_template_for(qwen), rate=1.0, spm_rate=0.0)
+    seq_len = 96
+    rows = data.stage1_rows(texts, qwen, seq_len, spec, seed=0)
+    samples = []
+    for row in rows:
+        assert len(row["input_ids"]) == seq_len
+        starts = [i for i, p in enumerate(row["position_ids"]) if p == 0] + [seq_len]
+        for a, b in zip(starts, starts[1:], strict=False):
+            if set(row["input_ids"][a:b]) != {qwen.pad_token_id}:  # not the row's padding
+                samples.append(qwen.decode(row["input_ids"][a:b]))
+    reassembled = []
+    for doc in samples:
+        assert doc.startswith("<|fim_prefix|>") and doc.endswith(qwen.eos_token), doc
+        prefix, rest = doc[len("<|fim_prefix|>") :].split("<|fim_suffix|>")
+        suffix, middle = rest.split("<|fim_middle|>")
+        reassembled.append(prefix + middle.removesuffix(qwen.eos_token) + suffix)
+    pieces = [p for t in texts for p in data.fim_pieces(t, qwen, seq_len - data.FIM_ROOM)]
+    assert sorted(reassembled) == sorted(pieces) and len(pieces) > len(texts)
+
+
 def test_fim_uses_the_families_templates(tekken, tiny_models):
     text = elixir_module(5)
     rng = random.Random(0)
