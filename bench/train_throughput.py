@@ -8,7 +8,9 @@ same packed stage-1 rows with the same hyper-parameters, for the same number of 
 - baseline_tokens_per_s: `Trainer(model=get_peft_model(...), train_dataset=rows)` written by hand;
 - ratio = tokens_per_s / baseline_tokens_per_s (target >= 0.95);
 - packing_gain: real (non-padding) tokens per second when the corpus's files are packed to seq_len, over
-  the same files one per row with dynamic padding (target >= 1.5), on the corpus's own length distribution.
+  the same files one per row with dynamic padding (target >= 1.5), on the corpus's own length distribution;
+- packing_gain_bound: the most packing could gain on those rows (padded positions computed over real tokens
+  on the padded side), and files_filling_a_row: the share of them that fill a row by themselves.
 
 Each side runs twice, in the order potion, baseline, baseline, potion, and its faster run counts: the
 first training in a process pays one-time costs (thread pools, allocator warm-up) that would otherwise
@@ -180,6 +182,11 @@ def main() -> None:
         padded = padded_rows(texts, tokenizer, seq_len)[: steps * cfg.batch_size]
         padded_s = min(baseline_run(model_dir, padded, cfg, Path(tmp) / f"padded-{i}") for i in range(2))
         padded_tokens = sum(len(r["input_ids"]) for r in padded)
+        # What packing can gain at most here: the padded side's computed positions (each batch padded to
+        # its longest row) over its real tokens. Files that fill a row alone leave packing nothing to gain.
+        lengths = [len(r["input_ids"]) for r in padded]
+        bs = cfg.batch_size
+        slots = sum(bs * max(lengths[i : i + bs]) for i in range(0, len(lengths), bs))
 
     result = {
         "bench": "train_throughput",
@@ -195,6 +202,8 @@ def main() -> None:
         "packed_real_tokens_per_s": round(tokens / baseline_s, 1),
         "padded_real_tokens_per_s": round(padded_tokens / padded_s, 1),
         "packing_gain": round((tokens / baseline_s) / (padded_tokens / padded_s), 3),
+        "packing_gain_bound": round(slots / padded_tokens, 3),
+        "files_filling_a_row": round(sum(n >= seq_len for n in lengths) / len(lengths), 3),
     }
     print(json.dumps(result))
 
