@@ -5,7 +5,8 @@
 1. pass_at_1: greedy pass@1 of the default model on the project's suite (evals/suites/elixir.jsonl),
    every program run in the sandbox. --quick takes the first task of each category.
 2. fim_exact_match and fim_edit_similarity on held-out infilling items (Elixir's lib/mix, the holdout
-   split), through the shared completion pipeline: exactly what the editor shows. The plain-PSM
+   split; 50 items, --quick included), through the shared completion pipeline: exactly what the editor
+   shows. The plain-PSM
    llama.cpp baseline (1,500 characters before the cursor, 500 after, indentation kept, greedy, first
    line) answers the same items: fim_vs_plain_similarity = pipeline / plain edit similarity (target
    >= 1.05).
@@ -72,11 +73,11 @@ def sandbox_overhead(sandbox: Sandbox, program: str, repeats: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one task per category, 12 FIM items")
-    parser.add_argument("--fim-items", type=int, default=None, help="FIM items (default 50, --quick 12)")
+    parser.add_argument("--quick", action="store_true", help="one task per category (FIM items stay 50)")
+    parser.add_argument("--fim-items", type=int, default=50, help="FIM items (default 50)")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
     args = parser.parse_args()
-    fim_items = args.fim_items or (12 if args.quick else 50)
+    fim_items = args.fim_items
 
     suite = load_suite("elixir")
     if args.quick:
