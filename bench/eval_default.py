@@ -6,10 +6,9 @@
    every program run in the sandbox. --quick takes the first task of each category.
 2. fim_exact_match and fim_edit_similarity on held-out infilling items (Elixir's lib/mix, the holdout
    split; 50 items, --quick included), through the shared completion pipeline: exactly what the editor
-   shows. The plain-PSM
-   llama.cpp baseline (1,500 characters before the cursor, 500 after, indentation kept, greedy, first
-   line) answers the same items: fim_vs_plain_similarity = pipeline / plain edit similarity (target
-   >= 1.05).
+   shows. The plain-PSM llama.cpp baseline (1,500 characters before the cursor, 500 after, indentation
+   kept, greedy, first line) answers the same items: fim_vs_plain_similarity = pipeline / plain edit
+   similarity (target >= 1.05).
 3. sandbox_overhead_ratio: the same reference program run by a bare `elixir FILE` and through the
    sandbox (namespaces, rlimits, unprivileged uid), alternating, median of per-pair ratios (target
    <= 1.2).
@@ -77,7 +76,6 @@ def main() -> int:
     parser.add_argument("--fim-items", type=int, default=50, help="FIM items (default 50)")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
     args = parser.parse_args()
-    fim_items = args.fim_items
 
     suite = load_suite("elixir")
     if args.quick:
@@ -109,8 +107,8 @@ def main() -> int:
             suite_wall_s=wall,
             samples_per_s=len(rows) / wall,
         )
-        log(f"pass@1 {summary['pass@1']:.3f}; FIM: {fim_items} holdout items, pipeline vs plain")
-        items = fim.extract_items(FOLDER, split="holdout", count=fim_items, seed=1)
+        log(f"pass@1 {summary['pass@1']:.3f}; FIM: {args.fim_items} holdout items, pipeline vs plain")
+        items = fim.extract_items(FOLDER, split="holdout", count=args.fim_items, seed=1)
         runner = fim.FimRunner(backend, FOLDER)
         started = time.perf_counter()
         variants = [

@@ -181,10 +181,10 @@ def main() -> None:
 
         padded = padded_rows(texts, tokenizer, seq_len)[: steps * cfg.batch_size]
         padded_s = min(baseline_run(model_dir, padded, cfg, Path(tmp) / f"padded-{i}") for i in range(2))
-        padded_tokens = sum(len(r["input_ids"]) for r in padded)
+        lengths = [len(r["input_ids"]) for r in padded]
+        padded_tokens = sum(lengths)
         # What packing can gain at most here: the padded side's computed positions (each batch padded to
         # its longest row) over its real tokens. Files that fill a row alone leave packing nothing to gain.
-        lengths = [len(r["input_ids"]) for r in padded]
         bs = cfg.batch_size
         slots = sum(bs * max(lengths[i : i + bs]) for i in range(0, len(lengths), bs))
 

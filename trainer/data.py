@@ -98,21 +98,38 @@ def pack(docs: Sequence[Sequence[int]], seq_len: int) -> Iterator[dict[str, list
     A document longer than the room left continues in the next row. Position ids restart at every document
     (and at every row); the first token of a document is not a target.
     """
-    ids: list[int] = []
-    pos: list[int] = []
-    labels: list[int] = []
+    row = _empty_row()
     for doc in docs:
         start = 0
         while start < len(doc):
-            take = min(seq_len - len(ids), len(doc) - start)
-            piece = doc[start : start + take]
-            ids.extend(piece)
-            pos.extend(range(take))
-            labels.extend([IGNORE, *piece[1:]])
+            take = min(seq_len - len(row["input_ids"]), len(doc) - start)
+            _add_document(row, doc[start : start + take])
             start += take
-            if len(ids) == seq_len:
-                yield {"input_ids": ids, "labels": labels, "position_ids": pos}
-                ids, pos, labels = [], [], []
+            if len(row["input_ids"]) == seq_len:
+                yield row
+                row = _empty_row()
+
+
+def _empty_row() -> dict[str, list[int]]:
+    return {"input_ids": [], "labels": [], "position_ids": []}
+
+
+def _add_document(row: dict[str, list[int]], doc: Sequence[int]) -> None:
+    """Append one document to a packed row: its position ids restart, its first token is no target."""
+    row["input_ids"].extend(doc)
+    row["labels"].extend([IGNORE, *doc[1:]])
+    row["position_ids"].extend(range(len(doc)))
+
+
+def padded(row: dict[str, list[int]], width: int, pad_id: int) -> dict[str, list[int]]:
+    """`row` padded to `width`: padding is no target and, its position ids restarting at 0, a document of
+    its own that nothing before it attends to."""
+    extra = width - len(row["input_ids"])
+    return {
+        "input_ids": list(row["input_ids"]) + [pad_id] * extra,
+        "labels": list(row["labels"]) + [IGNORE] * extra,
+        "position_ids": list(row["position_ids"]) + list(range(extra)),
+    }
 
 
 # Room left in a row beside a FIM piece: three FIM markers, the end-of-sequence token, and tokens that a cut
@@ -149,8 +166,7 @@ def pack_whole(
     docs: Sequence[Sequence[int]], seq_len: int, pad_id: int, *, open_rows: int = 64
 ) -> list[dict[str, list[int]]]:
     """Documents of at most `seq_len` tokens placed whole into rows (first fit, in order; longer ones are
-    truncated), each row then padded to `seq_len` with `pad_id`: padding is no target and, its position ids
-    restarting at 0, a document of its own that nothing before it attends to."""
+    truncated), each row then padded to `seq_len` with `pad_id` (`padded`)."""
     rows: list[dict[str, list[int]]] = []
     room: list[int] = []  # indices of rows that still have room, oldest first
     for doc in docs:
@@ -159,23 +175,15 @@ def pack_whole(
             continue
         at = next((i for i in room if len(rows[i]["input_ids"]) + len(doc) <= seq_len), None)
         if at is None:
-            rows.append({"input_ids": [], "labels": [], "position_ids": []})
+            rows.append(_empty_row())
             at = len(rows) - 1
             room.append(at)
             if len(room) > open_rows:
                 room.pop(0)
-        row = rows[at]
-        row["input_ids"].extend(doc)
-        row["labels"].extend([IGNORE, *doc[1:]])
-        row["position_ids"].extend(range(len(doc)))
-        if len(row["input_ids"]) == seq_len:
+        _add_document(rows[at], doc)
+        if len(rows[at]["input_ids"]) == seq_len:
             room.remove(at)
-    for row in rows:
-        extra = seq_len - len(row["input_ids"])
-        row["input_ids"].extend([pad_id] * extra)
-        row["labels"].extend([IGNORE] * extra)
-        row["position_ids"].extend(range(extra))
-    return rows
+    return [padded(row, seq_len, pad_id) for row in rows]
 
 
 def stage1_rows(
@@ -312,13 +320,8 @@ class PadCollator:
         import torch
 
         width = max(len(r["input_ids"]) for r in rows)
-        batch: dict[str, list] = {"input_ids": [], "labels": [], "position_ids": []}
-        for r in rows:
-            extra = width - len(r["input_ids"])
-            batch["input_ids"].append(list(r["input_ids"]) + [self.pad_id] * extra)
-            batch["labels"].append(list(r["labels"]) + [IGNORE] * extra)
-            batch["position_ids"].append(list(r["position_ids"]) + list(range(extra)))
-        return {k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()}
+        batch = [padded(r, width, self.pad_id) for r in rows]
+        return {k: torch.tensor([r[k] for r in batch], dtype=torch.long) for k in batch[0]}
 
 
 def token_stats(rows: Sequence[dict]) -> dict[str, int]:
