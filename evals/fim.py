@@ -183,7 +183,7 @@ class FimRunner:
     def __init__(self, backend: Backend, folder: Path) -> None:
         self.backend = backend
         self.folder = Path(folder)
-        self._cache: dict[tuple[str, int], tuple[list[str], bool, float]] = {}
+        self._cache: dict[tuple[str, int, str], tuple[list[str], bool, float]] = {}
         self.generations = 0
 
     def _prompt(self, item: FimItem, variant: Variant) -> CompletionPrompt:
@@ -201,7 +201,7 @@ class FimRunner:
     def _stream(
         self, prompt: CompletionPrompt, item: FimItem, settings: CompletionSettings
     ) -> tuple[str, float]:
-        key = (prompt.text, settings.max_tokens)
+        key = (prompt.text, settings.max_tokens, prompt.forced_indent)  # healing changes the answer
         cached = self._cache.get(key)
         if cached is not None:
             pieces, exhausted, seconds = cached

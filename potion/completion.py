@@ -18,6 +18,7 @@ not count), indented like the cursor.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +44,9 @@ class CompletionSettings:
     max_tokens: int = 64  # most tokens generated per suggestion
     suffix_share: float = 1 / 8  # the text after the cursor's part of the budget when both do not fit
     strip_indent: bool = True  # leave a cursor's indentation out of the prompt (the model writes it)
+    # With strip_indent: generate the answer constrained to start with that indentation (token healing),
+    # where the backend can constrain generation (llama.cpp in process, llama-server).
+    heal_indent: bool = True
     path_header: bool = True  # name the file in the prompt (families with a file separator)
     extra_context_chars: int = 1500  # at most this much of other files' chunks goes into the prompt
     trim: Literal["editor", "suffix", "none"] = "editor"  # post-processing rules (see `shape`)
@@ -273,7 +277,7 @@ def build_prompt(
 ) -> CompletionPrompt:
     """The FIM prompt for the cursor between `prefix` and `suffix` (the document's whole text around it)."""
     window = settings.prompt_tokens * _CHARS_PER_TOKEN
-    return completion_prompt(
+    prompt = completion_prompt(
         prefix[-window:],
         suffix[:window],
         info=info,
@@ -284,6 +288,7 @@ def build_prompt(
         strip_indent=settings.strip_indent,
         suffix_share=settings.suffix_share,
     )
+    return dataclasses.replace(prompt, heal_indent=settings.heal_indent and bool(prompt.indent))
 
 
 def _until_suffix_repeat(text: str, ctx: CursorContext) -> str:
@@ -440,7 +445,12 @@ def generate(
     deadline: float | None = None
     timed_out = cancelled = False
     pieces = backend.complete(
-        prompt.text, max_tokens=max_tokens, stop=prompt.stop, cancel=cancel, temperature=temperature
+        prompt.text,
+        max_tokens=max_tokens,
+        stop=prompt.stop,
+        cancel=cancel,
+        temperature=temperature,
+        indent=prompt.forced_indent,
     )
     try:
         for piece in pieces:

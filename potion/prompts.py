@@ -165,6 +165,14 @@ class CompletionPrompt:
     # The whitespace before a cursor on the indentation of its line, left out of `text` (see
     # `completion_prompt`); the model writes the indentation itself and `dedent_answer` drops it again.
     indent: str = ""
+    # Token healing: the answer is generated constrained to start with `indent` (`Backend.complete`'s
+    # `indent`), so the model writes the line at the cursor's depth.
+    heal_indent: bool = False
+
+    @property
+    def forced_indent(self) -> str:
+        """What `Backend.complete` gets as `indent`: the left-out indentation when it is healed."""
+        return self.indent if self.heal_indent else ""
 
 
 def cursor_indent(prefix: str) -> str:

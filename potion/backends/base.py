@@ -56,7 +56,12 @@ class Backend(Protocol):
         stop: Sequence[str] = (),
         cancel: CancelToken | None = None,
         temperature: float = 0.0,
-    ) -> Iterator[str]: ...
+        indent: str = "",
+    ) -> Iterator[str]:
+        """Stream the continuation of `prompt`. With `indent`, the answer starts with exactly that
+        whitespace and then code (`indent_grammar`): token healing for a prompt that left the cursor's
+        indentation out. Backends that cannot constrain generation answer unconstrained."""
+        ...
 
     def chat(
         self,
@@ -71,3 +76,16 @@ class Backend(Protocol):
     def tokenize(self, text: str) -> list[int]: ...
 
     def close(self) -> None: ...
+
+
+def indent_grammar(indent: str) -> str:
+    """The GBNF grammar (llama.cpp's, also read by llama-server and llama_cpp.server) of an answer that
+    starts with exactly `indent` and then a character that is not whitespace, the rest free.
+
+    This is token healing for the indentation the prompt left out (`potion.prompts.completion_prompt`):
+    the prompt ends on a line start, a boundary code models know, and the model still writes the line at
+    the cursor's depth instead of, say, closing the block with an `end` one level up."""
+    if indent.strip(" \t"):
+        raise ValueError(f"indent must be spaces and tabs, got {indent!r}")
+    literal = indent.replace("\t", "\\t")
+    return f'root ::= "{literal}" [^ \\t\\r\\n] [^\\x00]*'

@@ -55,6 +55,7 @@ class FakeBackend:
         self.fail_after = fail_after
         self.load_error = load_error
         self.prompts: list[str] = []
+        self.indents: list[str] = []  # `indent` of each complete() call (the fake does not constrain)
         self.chats: list[list[dict[str, str]]] = []
         self.loaded = False
         self.last_stats = GenerationStats()
@@ -108,9 +109,11 @@ class FakeBackend:
         stop: Sequence[str] = (),
         cancel: CancelToken | None = None,
         temperature: float = 0.0,
+        indent: str = "",
     ) -> Iterator[str]:
         with self._lock:
             self.prompts.append(prompt)
+            self.indents.append(indent)
         return self._stream(self._answer(prompt), prompt, max_tokens, stop, cancel)
 
     def chat(

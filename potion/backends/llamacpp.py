@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from potion.backends.base import CancelToken, GenerationStats, ModelInfo
+from potion.backends.base import CancelToken, GenerationStats, ModelInfo, indent_grammar
 from potion.backends.stops import StopMatcher
 from potion.errors import BackendError, BackendUnavailable, ContextOverflow, ModelCorrupt
 from potion.gguf_header import check_gguf, context_length, read_metadata
@@ -244,10 +244,13 @@ class LlamaCppBackend:
         llm.n_tokens = n
         return n
 
-    def _sampler(self, temperature: float) -> Any:
-        from llama_cpp import _internals
+    def _sampler(self, temperature: float, indent: str = "") -> Any:
+        from llama_cpp import LlamaGrammar, _internals
 
         sampler = _internals.LlamaSampler()
+        if indent:  # first in the chain: the other samplers only see tokens the grammar allows
+            grammar = LlamaGrammar.from_string(indent_grammar(indent), verbose=False)
+            sampler.add_grammar(self._llm._model, grammar)
         if temperature <= 0:
             sampler.add_greedy()
         else:
@@ -266,6 +269,7 @@ class LlamaCppBackend:
         stop: Sequence[str],
         cancel: CancelToken | None,
         temperature: float,
+        indent: str = "",
     ) -> Iterator[str]:
         self.load()
         llama_cpp = _import_llama_cpp()
@@ -291,7 +295,7 @@ class LlamaCppBackend:
                 llm.eval(chunk)
                 stats.evaluated_prompt_tokens += len(chunk)
 
-            sampler = self._sampler(temperature)
+            sampler = self._sampler(temperature, indent)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             stopper = StopMatcher(stop)
             try:
@@ -324,9 +328,17 @@ class LlamaCppBackend:
         stop: Sequence[str] = (),
         cancel: CancelToken | None = None,
         temperature: float = 0.0,
+        indent: str = "",
     ) -> Iterator[str]:
         return self._track(
-            self._generate(prompt, max_tokens=max_tokens, stop=stop, cancel=cancel, temperature=temperature)
+            self._generate(
+                prompt,
+                max_tokens=max_tokens,
+                stop=stop,
+                cancel=cancel,
+                temperature=temperature,
+                indent=indent,
+            )
         )
 
     def token_logprobs(self, text: str, *, chunk: int = 64) -> list[float]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from potion.backends.base import CancelToken, GenerationStats, ModelInfo
+from potion.backends.base import CancelToken, GenerationStats, ModelInfo, indent_grammar
 from potion.backends.stops import StopMatcher
 from potion.errors import BackendError, BackendUnavailable, ServerRejected
 from potion.prompts import FAMILY_SIGNATURES, UNKNOWN, fim_tokens
@@ -419,6 +419,7 @@ class OpenAIBackend:
         stop: Sequence[str] = (),
         cancel: CancelToken | None = None,
         temperature: float = 0.0,
+        indent: str = "",
     ) -> Iterator[str]:
         body: dict[str, Any] = {
             "prompt": prompt,
@@ -428,6 +429,8 @@ class OpenAIBackend:
         }
         if stop:
             body["stop"] = list(stop)
+        if indent:  # llama-server and llama_cpp.server read a GBNF `grammar`; other servers ignore it
+            body["grammar"] = indent_grammar(indent)
         return self._stream("/v1/completions", body, stop, cancel)
 
     def chat(

@@ -308,10 +308,16 @@ class BackendPool:
         stop: Sequence[str] = (),
         cancel: CancelToken | None = None,
         temperature: float = 0.0,
+        indent: str = "",
     ) -> Iterator[str]:
         return self._generate(
             lambda b: b.complete(
-                prompt, max_tokens=max_tokens, stop=stop, cancel=cancel, temperature=temperature
+                prompt,
+                max_tokens=max_tokens,
+                stop=stop,
+                cancel=cancel,
+                temperature=temperature,
+                indent=indent,
             ),
             cancel,
         )

@@ -406,8 +406,11 @@ class SupervisedLlamaCpp:
         stop: Sequence[str] = (),
         cancel: CancelToken | None = None,
         temperature: float = 0.0,
+        indent: str = "",
     ) -> Iterator[str]:
         args = {"input": prompt, "max_tokens": max_tokens, "stop": list(stop), "temperature": temperature}
+        if indent:
+            args["indent"] = indent
         return self._stream("complete", args, cancel)
 
     def chat(

@@ -89,6 +89,26 @@ def test_streams_piece_by_piece_and_honours_stop(backend: LlamaCppBackend) -> No
     assert stop_at not in cut and text.startswith(cut)
 
 
+# The cursor on an empty line inside a `case`, its indentation left out of the prompt (strip_indent).
+CASE_PROMPT = (
+    "<|fim_prefix|>defmodule Shapes do\n  def area(shape) do\n    case shape do\n"
+    "      {:square, side} -> side * side\n<|fim_suffix|>\n    end\n  end\nend\n<|fim_middle|>"
+)
+
+
+@pytest.mark.parametrize("indent", ["      ", "\t\t"])
+def test_indent_heals_the_left_out_indentation(backend: LlamaCppBackend, indent: str) -> None:
+    for temperature in (0.0, 0.8):
+        text = "".join(
+            backend.complete(
+                CASE_PROMPT, max_tokens=12, stop=FIM_STOP, temperature=temperature, indent=indent
+            )
+        )
+        assert text.startswith(indent) and text[len(indent)] not in " \t\r\n", repr(text)
+    free = "".join(backend.complete(CASE_PROMPT, max_tokens=12, stop=FIM_STOP))
+    assert free.strip()  # the constraint leaves the backend serving unconstrained prompts as before
+
+
 def test_cancel_before_and_during_generation(backend: LlamaCppBackend) -> None:
     cancel = CancelToken()
     cancel.set()

@@ -39,6 +39,18 @@ def test_complete_streams_pieces_and_sends_an_openai_request() -> None:
     assert backend.last_stats.completion_tokens == 4
 
 
+def test_indent_is_sent_as_a_grammar_and_only_when_asked() -> None:
+    from potion.backends.base import indent_grammar
+
+    with FakeOpenAIServer(["x"]) as server:
+        backend = OpenAIBackend(server.url)
+        list(backend.complete("p", max_tokens=3, indent="    "))
+        list(backend.complete("p", max_tokens=3))
+    healed, free = server.bodies("/v1/completions")
+    assert healed["grammar"] == indent_grammar("    ") == 'root ::= "    " [^ \\t\\r\\n] [^\\x00]*'
+    assert "grammar" not in free
+
+
 def test_chat_reads_deltas_and_sends_messages() -> None:
     with FakeOpenAIServer(["Use ", "GenServer", "."]) as server:
         backend = OpenAIBackend(server.url, model="my-model")
@@ -203,6 +215,10 @@ def test_real_llama_cpp_server(tmp_path) -> None:
         prompt = "<|fim_prefix|>def add(a, b):\n    return <|fim_suffix|>\n<|fim_middle|>"
         text = "".join(backend.complete(prompt, max_tokens=8, stop=["<|endoftext|>", "<|file_sep|>"]))
         assert "a" in text and "b" in text
+        # llama_cpp.server reads the GBNF grammar of `indent` (token healing of the left-out indentation)
+        case = "<|fim_prefix|>case x do\n  1 -> :one\n<|fim_suffix|>\nend\n<|fim_middle|>"
+        healed = "".join(backend.complete(case, max_tokens=8, stop=["<|endoftext|>"], indent="  "))
+        assert healed.startswith("  ") and not healed[2].isspace(), repr(healed)
         reply = "".join(
             backend.chat([{"role": "user", "content": "Name one Elixir behaviour."}], max_tokens=12)
         )

@@ -64,6 +64,15 @@ def test_streams_in_order_honours_stop_and_cancel(backend: SupervisedLlamaCpp) -
     assert "".join(backend.complete(prompt, max_tokens=24)) == text  # the worker stopped and serves on
 
 
+def test_indent_reaches_the_worker(backend: SupervisedLlamaCpp) -> None:
+    prompt = (
+        "<|fim_prefix|>defmodule Shapes do\n  def area(shape) do\n    case shape do\n"
+        "      {:square, side} -> side * side\n<|fim_suffix|>\n    end\n  end\nend\n<|fim_middle|>"
+    )
+    text = "".join(backend.complete(prompt, max_tokens=8, stop=FIM_STOP, indent="      "))
+    assert text.startswith("      ") and not text[6].isspace(), repr(text)
+
+
 def test_errors_cross_the_pipe_with_their_class(backend: SupervisedLlamaCpp) -> None:
     with pytest.raises(ContextOverflow, match="context holds 2048"):
         list(backend.complete("x = 1\n" * 3000))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -209,6 +210,28 @@ def test_generate_with_a_fake_backend_and_budget_from_settings() -> None:
         settings=CompletionSettings(strip_indent=False),
     )
     assert kept.indent == "" and "<|fim_prefix|>" in kept.text and "    <|fim_suffix|>" in kept.text
+
+
+def test_indent_healing_asks_the_backend_for_the_left_out_indentation() -> None:
+    backend = FakeBackend(["    GenServer.call(x)\n  end\n"] * 3)
+    prefix, suffix = AFTER_CALL.split("|")
+    healed = suggest(backend, prefix, suffix)
+    assert healed.prompt.indent == "    " and healed.prompt.heal_indent and healed.text == "GenServer.call(x)"
+    free = suggest(backend, prefix, suffix, settings=CompletionSettings(heal_indent=False))
+    kept = suggest(backend, prefix, suffix, settings=CompletionSettings(strip_indent=False))
+    assert kept.prompt.indent == "" and not kept.prompt.heal_indent
+    assert free.prompt.text == healed.prompt.text and not free.prompt.heal_indent
+    assert backend.indents == ["    ", "", ""]  # a kept indentation has nothing to heal
+    mid_line = suggest(backend, "x = ", "\n")
+    assert mid_line.prompt.forced_indent == "" and backend.indents[-1] == ""
+
+
+def test_indent_grammar_is_whitespace_only() -> None:
+    from potion.backends.base import indent_grammar
+
+    assert indent_grammar("\t ") == 'root ::= "\\t " [^ \\t\\r\\n] [^\\x00]*'
+    with pytest.raises(ValueError, match="spaces and tabs"):
+        indent_grammar("  x")
 
 
 def test_interpolation_and_map_braces_balance() -> None:
