@@ -163,10 +163,11 @@ def fim_pieces(text: str, tokenizer: Any, budget: int) -> list[str]:
 
 
 def pack_whole(
-    docs: Sequence[Sequence[int]], seq_len: int, pad_id: int, *, open_rows: int = 64
+    docs: Sequence[Sequence[int]], seq_len: int, *, open_rows: int = 64
 ) -> list[dict[str, list[int]]]:
     """Documents of at most `seq_len` tokens placed whole into rows (first fit, in order; longer ones are
-    truncated), each row then padded to `seq_len` with `pad_id` (`padded`)."""
+    truncated). A row that is not full stays short: `PadCollator` pads a batch to its longest row, so a
+    batch of short rows computes no padding and the report's token counts are real tokens."""
     rows: list[dict[str, list[int]]] = []
     room: list[int] = []  # indices of rows that still have room, oldest first
     for doc in docs:
@@ -183,7 +184,7 @@ def pack_whole(
         _add_document(rows[at], doc)
         if len(rows[at]["input_ids"]) == seq_len:
             room.remove(at)
-    return [padded(row, seq_len, pad_id) for row in rows]
+    return rows
 
 
 def stage1_rows(
@@ -213,8 +214,7 @@ def stage1_rows(
     if total < seq_len:
         rows = []
     elif fim:
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-        rows = pack_whole(docs, seq_len, pad)
+        rows = pack_whole(docs, seq_len)
     else:
         rows = list(pack(docs, seq_len))
     if not rows and required:

@@ -49,10 +49,14 @@ def test_packed_documents_do_not_attend_to_each_other(tiny_models):
 
 
 def test_pack_whole_never_splits_a_document():
-    rows = data.pack_whole([[1, 2, 3], [4, 5, 6, 7, 8], [9, 10], [11] * 12], 8, pad_id=0)
-    assert [r["input_ids"] for r in rows] == [[1, 2, 3, 4, 5, 6, 7, 8], [9, 10, 0, 0, 0, 0, 0, 0], [11] * 8]
-    assert rows[1]["labels"] == [-100, 10] + [-100] * 6  # padding is no target
-    assert rows[1]["position_ids"] == [0, 1, 0, 1, 2, 3, 4, 5]  # and a document of its own
+    rows = data.pack_whole([[1, 2, 3], [4, 5, 6, 7, 8], [9, 10], [11] * 12], 8)
+    assert [r["input_ids"] for r in rows] == [[1, 2, 3, 4, 5, 6, 7, 8], [9, 10], [11] * 8]
+    assert data.token_stats(rows)["tokens"] == 18  # a short row stays short: no padding counted
+    batch = data.PadCollator(pad_id=0)(rows[:2])  # the collator pads a batch to its longest row
+    assert batch["input_ids"][1].tolist() == [9, 10, 0, 0, 0, 0, 0, 0]
+    assert batch["labels"][1].tolist() == [-100, 10] + [-100] * 6  # padding is no target
+    assert batch["position_ids"][1].tolist() == [0, 1, 0, 1, 2, 3, 4, 5]  # and a document of its own
+    assert data.PadCollator(pad_id=0)(rows[1:2])["input_ids"].shape == (1, 2)  # short alone: no padding
 
 
 def test_fim_pieces_fit_a_row_and_keep_every_character(tekken):
@@ -69,7 +73,7 @@ def test_fim_pieces_fit_a_row_and_keep_every_character(tekken):
 
 def test_a_fim_sample_never_straddles_two_rows(tiny_models):
     """Every FIM sample lies whole in one row (its prefix, suffix and middle, then EOS), every character of
-    every file is in exactly one sample, and rows are exactly seq_len long."""
+    every file is in exactly one sample, and rows are at most seq_len long, without padding."""
     qwen = AutoTokenizer.from_pretrained(tiny_models("qwen2"))
     texts = ["\n".join(elixir_module(i + k) for i in range(n)) for k, n in enumerate((1, 9, 3, 14))]
     spec = data.FimSpec(data.fim_template_for(qwen), rate=1.0, spm_rate=0.0)
@@ -77,11 +81,10 @@ def test_a_fim_sample_never_straddles_two_rows(tiny_models):
     rows = data.stage1_rows(texts, qwen, seq_len, spec, seed=0)
     samples = []
     for row in rows:
-        assert len(row["input_ids"]) == seq_len
-        starts = [i for i, p in enumerate(row["position_ids"]) if p == 0] + [seq_len]
+        assert 0 < len(row["input_ids"]) <= seq_len and qwen.pad_token_id not in row["input_ids"]
+        starts = [i for i, p in enumerate(row["position_ids"]) if p == 0] + [len(row["input_ids"])]
         for a, b in zip(starts, starts[1:], strict=False):
-            if set(row["input_ids"][a:b]) != {qwen.pad_token_id}:  # not the row's padding
-                samples.append(qwen.decode(row["input_ids"][a:b]))
+            samples.append(qwen.decode(row["input_ids"][a:b]))
     reassembled = []
     for doc in samples:
         assert doc.startswith("<|fim_prefix|>") and doc.endswith(qwen.eos_token), doc
