@@ -296,6 +296,11 @@ class LlamaCppBackend:
                 stats.evaluated_prompt_tokens += len(chunk)
 
             sampler = self._sampler(temperature, indent)
+            samplers = [sampler]
+            # The grammar checks every token of the vocabulary at each step (it doubled the time per token
+            # of the default model): once the indentation and one more character are written, the rest
+            # is free and a sampler without it takes over.
+            constrained = len(indent.encode()) + 1 if indent else 0
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             stopper = StopMatcher(stop)
             try:
@@ -307,7 +312,13 @@ class LlamaCppBackend:
                     if llama_cpp.llama_vocab_is_eog(self._vocab, token):
                         break
                     stats.completion_tokens += 1
-                    out = stopper.feed(decoder.decode(self._piece(token)))
+                    piece = self._piece(token)
+                    if constrained:
+                        constrained = max(constrained - len(piece), 0)
+                        if not constrained:
+                            sampler = self._sampler(temperature)
+                            samplers.append(sampler)
+                    out = stopper.feed(decoder.decode(piece))
                     if out:
                         yield out
                     if stopper.stopped:
@@ -318,7 +329,8 @@ class LlamaCppBackend:
                 if tail:
                     yield tail
             finally:
-                sampler.close()
+                for used in samplers:
+                    used.close()
 
     def complete(
         self,
