@@ -11,7 +11,7 @@ from potion.completion import DEFAULT_SETTINGS
 # Ordered so that consecutive prompts of an item share their start (llama.cpp keeps that part cached)
 # and post-processing-only variants come free (they replay the pipeline's generation).
 GROUPS: dict[str, list[Variant]] = {
-    "indent": [variant("no-indent-healing", heal_indent=False), variant("keep-indent", strip_indent=False)],
+    "indent": [variant("indent-healing", heal_indent=True), variant("keep-indent", strip_indent=False)],
     "trim": [variant("trim-suffix-only", trim="suffix"), variant("trim-none", trim="none")],
     "lines": [variant("single-line", lines="single"), variant("block-anywhere", lines="auto")],
     "header": [variant("no-path-header", path_header=False)],

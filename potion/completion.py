@@ -45,8 +45,9 @@ class CompletionSettings:
     suffix_share: float = 1 / 8  # the text after the cursor's part of the budget when both do not fit
     strip_indent: bool = True  # leave a cursor's indentation out of the prompt (the model writes it)
     # With strip_indent: generate the answer constrained to start with that indentation (token healing),
-    # where the backend can constrain generation (llama.cpp in process, llama-server).
-    heal_indent: bool = True
+    # where the backend can constrain generation (llama.cpp in process, llama-server). Off: +0.017 edit
+    # similarity on 60 tuning items, not confirmed held out (+0.008 on 50, -0.001 on 150 items).
+    heal_indent: bool = False
     path_header: bool = True  # name the file in the prompt (families with a file separator)
     extra_context_chars: int = 1500  # at most this much of other files' chunks goes into the prompt
     trim: Literal["editor", "suffix", "none"] = "editor"  # post-processing rules (see `shape`)

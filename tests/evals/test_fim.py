@@ -85,7 +85,7 @@ def test_post_processing_variants_reuse_the_generation(folder: Path) -> None:
     variants = variants_for(["trim", "lines", "indent"])
     rows = fim.run_variants(runner, items, variants)
     assert len(rows) == len(items) * len(variants)
-    # pipeline + no-indent-healing (same prompt, unconstrained) + keep-indent + plain generate; the
+    # pipeline + indent-healing (same prompt, constrained) + keep-indent + plain generate; the
     # trim/lines variants replay the pipeline's pieces, and generate again only where the pipeline stopped
     # before the variant's answer was complete
     assert 4 * len(items) <= runner.generations <= 5 * len(items) < len(rows)

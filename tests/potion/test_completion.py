@@ -215,14 +215,15 @@ def test_generate_with_a_fake_backend_and_budget_from_settings() -> None:
 def test_indent_healing_asks_the_backend_for_the_left_out_indentation() -> None:
     backend = FakeBackend(["    GenServer.call(x)\n  end\n"] * 3)
     prefix, suffix = AFTER_CALL.split("|")
-    healed = suggest(backend, prefix, suffix)
+    heal = CompletionSettings(heal_indent=True)
+    healed = suggest(backend, prefix, suffix, settings=heal)
     assert healed.prompt.indent == "    " and healed.prompt.heal_indent and healed.text == "GenServer.call(x)"
-    free = suggest(backend, prefix, suffix, settings=CompletionSettings(heal_indent=False))
-    kept = suggest(backend, prefix, suffix, settings=CompletionSettings(strip_indent=False))
+    free = suggest(backend, prefix, suffix)  # the default: measured, not confirmed held out
+    kept = suggest(backend, prefix, suffix, settings=CompletionSettings(strip_indent=False, heal_indent=True))
     assert kept.prompt.indent == "" and not kept.prompt.heal_indent
     assert free.prompt.text == healed.prompt.text and not free.prompt.heal_indent
     assert backend.indents == ["    ", "", ""]  # a kept indentation has nothing to heal
-    mid_line = suggest(backend, "x = ", "\n")
+    mid_line = suggest(backend, "x = ", "\n", settings=heal)
     assert mid_line.prompt.forced_indent == "" and backend.indents[-1] == ""
 
 
