@@ -21,7 +21,7 @@ from typing import Any
 from trainer import adapters, checkpoints, data, planner
 from trainer.attempts import attempt_walls, begin_attempt, end_attempt, read_metrics
 from trainer.config import TrainConfig, save_config
-from trainer.errors import CheckpointError, MemoryPlanError, TrainerError
+from trainer.errors import CheckpointError, ConfigError, MemoryPlanError, TrainerError
 from trainer.model import BaseModel, load_model, load_tokenizer, resolve_base
 from trainer.report import (
     MetricsLog,
@@ -162,6 +162,14 @@ def _stage(
         ewc=ewc,
     )
     trainer.remove_callback(PrinterCallback)  # RichProgress and metrics.jsonl instead of printed dicts
+    if cfg.fsdp and not trainer.is_fsdp_enabled:
+        # transformers enables FSDP only on accelerators; elsewhere (CPU) it runs DDP without a word.
+        kind = trainer.accelerator.distributed_type.value
+        warnings.warn(
+            f"fsdp: true, but FSDP is not active here (distributed type {kind}: FSDP needs GPUs under "
+            "torchrun or accelerate launch); every process holds the whole model, as with DDP",
+            stacklevel=2,
+        )
     try:
         trainer.train(resume_from_checkpoint=str(resume_from.path) if resume_from else None)
     except OSError as exc:
@@ -197,6 +205,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         raise TrainerError(
             f"run directory {run_dir} already exists: nothing was overwritten",
             hint="pass --resume to continue it, or --set name=NEW for a new run",
+        )
+    if cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        raise ConfigError(
+            "fsdp: true shards the model across processes, but this is a single process",
+            hint="launch it on GPUs with `torchrun --nproc_per_node=N -m potion.cli train …` "
+            "(or accelerate launch), or --set fsdp=false",
         )
     check_memory(cfg)
     started, started_at = time.perf_counter(), time.time()

@@ -29,7 +29,15 @@ for name, p in sorted(models[0].named_parameters()):
     if p.requires_grad:
         digest.update(name.encode() + p.detach().cpu().numpy().tobytes())
 rank = int(os.environ["RANK"])
+import bitsandbytes as bnb  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
-out = {"rank": rank, "world": dist.get_world_size(), "backend": dist.get_backend(), "sha": digest.hexdigest()}
+four_bit = {str(p.dtype) for p in models[0].parameters() if isinstance(p, bnb.nn.Params4bit)}
+out = {
+    "rank": rank,
+    "world": dist.get_world_size(),
+    "backend": dist.get_backend(),
+    "sha": digest.hexdigest(),
+    "four_bit_storage": sorted(four_bit),  # the dtype the 4-bit weights are stored in
+}
 (Path(sys.argv[2]) / f"rank-{rank}.json").write_text(json.dumps(out))

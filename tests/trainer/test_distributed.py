@@ -23,12 +23,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_two_processes_over_gloo_agree(tiny_cfg, tmp_path):
+def torchrun_train(cfg, tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """`potion train` of `cfg` in 2 CPU processes over gloo; each rank's report from ddp_worker.py."""
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert torchrun, "torch ships torchrun"
-    cfg = tiny_cfg(seq_len=32, batch_size=1, stage1_steps=2, stage2_steps=0, save_steps=2, eval_steps=10)
     config = tmp_path / "ddp.yaml"
     save_config(TrainConfig(**cfg.to_dict()), config)
     env = {
@@ -52,9 +50,34 @@ def test_two_processes_over_gloo_agree(tiny_cfg, tmp_path):
         timeout=280,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    return result, [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_two_processes_over_gloo_agree(tiny_cfg, tmp_path):
+    cfg = tiny_cfg(seq_len=32, batch_size=1, stage1_steps=2, stage2_steps=0, save_steps=2, eval_steps=10)
+    _, ranks = torchrun_train(cfg, tmp_path)
     assert {r["world"] for r in ranks} == {2} and {r["backend"] for r in ranks} == {"gloo"}
     assert ranks[0]["sha"] == ranks[1]["sha"]
+    assert {s for r in ranks for s in r["four_bit_storage"]} == {"torch.uint8"}
     run_dir = Path(cfg.output_dir) / cfg.name
     assert (run_dir / "adapter" / "potion_adapter.json").is_file()  # written once, by rank 0
     assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["step-000002"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_fsdp_config_over_gloo_stores_4bit_in_the_compute_dtype_and_says_fsdp_is_off_on_cpu(
+    tiny_cfg, tmp_path
+):
+    """FSDP-QLoRA's part that runs here: the 4-bit weights stored in the compute dtype (what lets FSDP
+    shard them), loaded and trained in 2 processes. transformers enables FSDP only on accelerators, so
+    on CPU the run is data-parallel, and says so instead of pretending to shard."""
+    cfg = tiny_cfg(
+        seq_len=32, batch_size=1, stage1_steps=2, stage2_steps=0, save_steps=10, eval_steps=10, fsdp=True
+    )
+    result, ranks = torchrun_train(cfg, tmp_path)
+    assert ranks[0]["sha"] == ranks[1]["sha"]
+    assert {s for r in ranks for s in r["four_bit_storage"]} == {"torch.float32"}  # fp32 compute on CPU
+    assert "fsdp: true, but FSDP is not active here (distributed type MULTI_CPU" in result.stderr

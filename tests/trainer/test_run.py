@@ -18,7 +18,7 @@ import yaml
 from trainer import adapters, checkpoints
 from trainer.attempts import attempt_walls, read_metrics, run_wall_s
 from trainer.config import TrainConfig, save_config
-from trainer.errors import CheckpointError, DivergedError, TrainerError
+from trainer.errors import CheckpointError, ConfigError, DivergedError, TrainerError
 from trainer.run import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,6 +164,14 @@ def test_nan_loss_stops_with_a_clear_message(tiny_cfg, monkeypatch):
     with pytest.raises(DivergedError, match="stage 1 loss became nan at step 2") as info:
         train(cfg, progress=False)
     assert "lower the learning rate" in info.value.user_message()
+
+
+def test_fsdp_in_a_single_process_is_a_config_error_before_anything_loads(tiny_cfg):
+    cfg = tiny_cfg(seq_len=32, batch_size=1, stage1_steps=1, stage2_steps=0, fsdp=True)
+    with pytest.raises(ConfigError, match="fsdp: true shards the model across processes") as info:
+        train(cfg, progress=False)
+    assert "torchrun" in info.value.user_message() and "fsdp=false" in info.value.user_message()
+    assert not (Path(cfg.output_dir) / cfg.name).exists()  # nothing written
 
 
 def test_corrupt_latest_checkpoint_falls_back_with_a_warning(tmp_path):
