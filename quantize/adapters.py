@@ -64,8 +64,11 @@ def architecture(hf_dir: Path) -> str:
     return arch
 
 
-def find_adapter(spec: str) -> Adapter:
-    """The adapter named by a run dir, an adapter dir or an id; AdapterNotFound says which forms exist."""
+def find_adapter(spec: str | None) -> Adapter:
+    """The adapter named by a run dir, an adapter dir or an id (None: the promoted adapter);
+    AdapterNotFound says which forms exist."""
+    if spec is None:
+        return _promoted()
     path = Path(spec).expanduser()
     if path.exists():  # absolute: the converters run in another working directory
         path = path.resolve()
@@ -95,6 +98,19 @@ def find_adapter(spec: str) -> Adapter:
             hint="pass a run directory of `potion train` or its adapter/ folder",
         )
     return read_adapter(Path(folder))
+
+
+def _promoted() -> Adapter:
+    from trainer import adapters as trainer_adapters
+
+    try:
+        record = trainer_adapters.resolve(None)
+    except PotionError as exc:
+        raise AdapterNotFound(
+            f"no adapter given and {exc.message}",
+            hint="pass a run directory or an adapter id, or promote one: `potion adapters promote ID`",
+        ) from exc
+    return read_adapter(Path(record.adapter_dir))
 
 
 def read_adapter(folder: Path) -> Adapter:

@@ -1,7 +1,9 @@
-"""`potion export RUN_OR_ADAPTER [--quant q8_0,q5_k_m,q4_k_m] [--name NAME]`.
+"""`potion export [RUN_OR_ADAPTER] [--quant q8_0,q5_k_m,q4_k_m] [--name NAME]`.
 
 Turns a trained adapter into GGUF files that the language server and the chat load by name
-(`--model NAME`, `NAME:q4_k_m`, or the adapter on its base: `BASE + NAME`).
+(`--model NAME`, `NAME:q4_k_m`, or the adapter on its base: `BASE + NAME`). Without RUN_OR_ADAPTER it
+exports the promoted adapter (`potion adapters promote`); an export of the promoted adapter becomes the
+registry's `stable` model, the default of the editor, the chat and `potion complete`.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ OUTTYPES = ("f16", "bf16", "f32")
 
 @dataclass
 class ExportArgs:
-    source: str = arg(
-        "a run directory of `potion train`, its adapter/ folder, or an adapter id",
+    source: str | None = arg(
+        "a run directory of `potion train`, its adapter/ folder or an adapter id (default: the promoted one)",
         positional=True,
         metavar="RUN_OR_ADAPTER",
+        default=None,
     )
     quant: list[str] = arg(
         f"quantized types to make ({', '.join(QUANT_TYPES)})",
@@ -58,7 +61,20 @@ def export_command(args: ExportArgs) -> int:
         spec = f"BASE + {export.name}" if kind == "lora" else f"{export.name}:{kind}"
         print(f"{spec:<32} {entry.size / 1e6:>9,.1f} MB  {entry.path}")
     print(f"registered: --model {export.name} (= {export.name}:{export.default})")
+    if _promoted_adapter() == export.record["adapter"]["id"]:
+        from trainer import adapters
+
+        adapters.make_default_model(export.record["adapter"]["id"])
+        print(f"default model (stable) is now {export.name}: its adapter is the promoted one")
     return 0
+
+
+def _promoted_adapter() -> str | None:
+    try:
+        from trainer import adapters
+    except ImportError:  # the train extra is not installed: no adapter registry
+        return None
+    return adapters.promoted_id()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -50,9 +50,10 @@ class ExportOptions:
 
 
 def export_adapter(
-    spec: str, options: ExportOptions | None = None, *, converters: Converters | None = None
+    spec: str | None, options: ExportOptions | None = None, *, converters: Converters | None = None
 ) -> exported.Export:
-    """Export the adapter named by `spec` (run dir, adapter dir or id); returns the registered export."""
+    """Export the adapter named by `spec` (run dir, adapter dir or id; None: the promoted adapter);
+    returns the registered export."""
     opts = options or ExportOptions()
     adapter = find_adapter(spec)
     arch = check_base(adapter)

@@ -1,8 +1,11 @@
 """The adapter registry: every finished run registers its adapter; one is promoted.
 
 `data_dir()/adapters/registry.json` lists registered adapters (id -> adapter dir) and the promotion history;
-the promoted adapter is the last entry of the history, which is what `potion export` and the model registry
-pick up by default, and `rollback` pops it to restore the previous one. The adapter's own sidecar,
+the promoted adapter is the last entry of the history, and `rollback` pops it to restore the previous one.
+`potion export` with no argument exports the promoted adapter. The model registry picks it up through its
+export: promoting an adapter that has one, or exporting the promoted adapter, points the registry's
+`stable` model (what the editor, the chat and `potion complete` use by default) at that export, and a
+rollback of the adapter moves `stable` back when it was that adapter's export. The adapter's own sidecar,
 `adapter/potion_adapter.json` (docs/INTERFACES.md), holds its base model (spec, HF dir, sha256,
 architecture) and eval metrics; an adapter refuses a base whose sha256 differs.
 """
@@ -19,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from potion import settings
+from potion import exported, settings, versions
+from potion.errors import PotionError
 from trainer.errors import AdapterError
 
 SIDECAR = "potion_adapter.json"
@@ -148,17 +152,62 @@ def resolve(spec: str | None = None) -> AdapterRecord:
 
 
 def promote(adapter_id: str) -> AdapterRecord:
+    """Make `adapter_id` the promoted adapter and, when it has an export, the registry's `stable` model."""
     with _registry() as reg:
         _record(reg, adapter_id)  # exists and readable
         if not reg["history"] or reg["history"][-1] != adapter_id:
             reg["history"].append(adapter_id)
-        return _record(reg, adapter_id)
+        record = _record(reg, adapter_id)
+    make_default_model(adapter_id)
+    return record
 
 
 def rollback() -> AdapterRecord | None:
-    """Restore the previously promoted adapter (None when the history becomes empty)."""
+    """Restore the previously promoted adapter (None when the history becomes empty).
+
+    When the registry's `stable` model is an export of the adapter rolled back, `stable` is rolled back
+    too (to the model it pointed at before that export was made the default)."""
     with _registry() as reg:
         if not reg["history"]:
             raise AdapterError("nothing to roll back: no adapter was ever promoted")
-        reg["history"].pop()
-        return _record(reg, reg["history"][-1]) if reg["history"] else None
+        gone = reg["history"].pop()
+        record = _record(reg, reg["history"][-1]) if reg["history"] else None
+    if _export_adapter(versions.stable()) == gone:
+        versions.rollback()
+    return record
+
+
+def promoted_id() -> str | None:
+    """The id of the promoted adapter, or None."""
+    with _registry() as reg:
+        return reg["history"][-1] if reg["history"] else None
+
+
+def exports_of(adapter_id: str) -> list[exported.Export]:
+    """The registered exports of an adapter, oldest first."""
+    found = [e for e in exported.list_exports() if _adapter_id(e) == adapter_id]
+    return sorted(found, key=lambda e: str(e.record.get("created", "")))
+
+
+def make_default_model(adapter_id: str) -> str | None:
+    """Point the registry's `stable` model at the newest export of `adapter_id`; its name, or None when
+    the adapter has no export yet (`potion export` makes one, and makes it the default if still promoted)."""
+    found = exports_of(adapter_id)
+    if not found:
+        return None
+    versions.promote(found[-1].name)
+    return found[-1].name
+
+
+def _adapter_id(export: exported.Export) -> str | None:
+    adapter = export.record.get("adapter")
+    return adapter.get("id") if isinstance(adapter, dict) else None
+
+
+def _export_adapter(spec: str) -> str | None:
+    """The adapter id of the export `spec` names (`NAME` or `NAME:TYPE`), else None."""
+    try:
+        export = exported.load(exported.split_name(spec)[0])
+    except PotionError:
+        return None
+    return _adapter_id(export) if export is not None else None

@@ -6,6 +6,7 @@ import argparse
 import json
 from dataclasses import dataclass
 
+from potion import exported, versions
 from potion.cli_args import add_command, arg
 from trainer import adapters
 
@@ -63,13 +64,28 @@ def show_command(args: ShowArgs) -> int:
 def promote_command(args: IdArgs) -> int:
     record = adapters.promote(adapters.resolve(args.id).id)
     print(f"promoted {record.id}")
+    _say_default(record.id)
     return 0
 
 
 def rollback_command(_args: RollbackArgs) -> int:
     record = adapters.rollback()
     print(f"promoted {record.id}" if record else "no adapter is promoted now")
+    _say_default(record.id if record else None)
     return 0
+
+
+def _say_default(adapter_id: str | None) -> None:
+    """Which model the editor, the chat and `potion complete` use now, and how the adapter gets there."""
+    stable = versions.stable()
+    if adapter_id is not None and not any(
+        e.name == exported.split_name(stable)[0] for e in adapters.exports_of(adapter_id)
+    ):
+        print(
+            f"default model (stable): {stable}; `potion export` exports {adapter_id} and makes it the default"
+        )
+    else:
+        print(f"default model (stable): {stable}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

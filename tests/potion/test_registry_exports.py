@@ -25,7 +25,9 @@ def refused(exc_type: type[Exception], pattern: str):
     assert re.search(pattern, info.value.user_message()), info.value.user_message()
 
 
-def make_export(name: str, kinds=("f16", "q8_0", "lora"), default: str = "q8_0") -> Path:
+def make_export(
+    name: str, kinds=("f16", "q8_0", "lora"), default: str = "q8_0", adapter: str = "run-1", created: str = ""
+) -> Path:
     folder = exported.exports_dir() / name
     folder.mkdir(parents=True)
     files = {}
@@ -37,7 +39,13 @@ def make_export(name: str, kinds=("f16", "q8_0", "lora"), default: str = "q8_0")
         path = folder / f"{name}-{kind}.gguf"
         path.write_bytes(data)
         files[kind] = {"file": path.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    record = {"name": name, "adapter": {"id": "run-1"}, "base": {"spec": "fake-model"}, "default": default}
+    record = {
+        "name": name,
+        "created": created,
+        "adapter": {"id": adapter},
+        "base": {"spec": "fake-model"},
+        "default": default,
+    }
     (folder / exported.EXPORT_SIDECAR).write_text(json.dumps({**record, "files": files}))
     return folder
 

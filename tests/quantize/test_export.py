@@ -187,6 +187,28 @@ def test_an_unknown_adapter_says_what_is_accepted(session_env, capsys, tmp_path)
     assert "run directory" in capsys.readouterr().err
 
 
+def test_without_an_argument_the_promoted_adapter_is_exported_and_made_the_default(
+    qwen_adapter, session_env, tmp_path, monkeypatch, capsys
+):
+    from potion import versions
+    from trainer import adapters
+
+    monkeypatch.setenv("POTION_HOME", str(tmp_path / "home"))  # its own adapter registry and `stable`
+    assert main(["export", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "no adapter given and no adapter is promoted" in err and "potion adapters promote" in err
+    record = adapters.register(qwen_adapter[1])
+    adapters.promote(record.id)
+    before = versions.stable()
+    assert main(["export", "--name", "promoted", "--quant", "q8_0", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "default model (stable) is now promoted: its adapter is the promoted one" in out
+    assert versions.stable() == "promoted"
+    assert registry.resolve() == exported.load("promoted").file("q8_0").path
+    adapters.rollback()
+    assert versions.stable() == before
+
+
 def test_lora_is_never_merged_into_quantized_weights(tmp_path):
     from quantize.merge import base_dtype
 

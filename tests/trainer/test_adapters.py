@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from potion import versions
 from potion.cli import main
+from tests.potion.test_registry_exports import make_export
 from trainer import adapters
 from trainer.errors import AdapterError
 
@@ -77,3 +79,41 @@ def test_an_adapter_refuses_another_base(tmp_path):
     with pytest.raises(AdapterError, match="trained on a base with sha256 aaaaaaaaaaaa") as info:
         record.check_base("b" * 64)
     assert "tiny:mistral" in info.value.user_message()
+
+
+def test_the_promoted_adapter_is_the_registrys_default_through_its_export(tmp_path, potion_home, capsys):
+    a = adapters.register(make_adapter(tmp_path, "a", 2.0))
+    b = adapters.register(make_adapter(tmp_path, "b", 1.0))
+    builtin = versions.stable()
+    make_export("a-old", adapter=a.id, created="2026-12-01T00:00:00Z")
+    make_export("a-new", adapter=a.id, created="2026-12-02T00:00:00Z")
+    make_export("other", adapter="someone-else")
+    assert [e.name for e in adapters.exports_of(a.id)] == ["a-old", "a-new"]
+
+    assert main(["adapters", "promote", a.id]) == 0
+    assert versions.stable() == "a-new"  # its newest export
+    assert "default model (stable): a-new\n" in capsys.readouterr().out
+    # b has no export yet: stable stays, and the CLI says how b becomes the default
+    assert main(["adapters", "promote", b.id]) == 0
+    assert versions.stable() == "a-new"
+    assert f"`potion export` exports {b.id} and makes it the default" in capsys.readouterr().out
+    make_export("b-run", adapter=b.id)
+    assert adapters.make_default_model(b.id) == "b-run"  # what `potion export` calls for the promoted one
+    assert versions.stable() == "b-run"
+
+    assert main(["adapters", "rollback"]) == 0  # b's export was stable: stable goes back with it
+    assert versions.stable() == "a-new"
+    assert f"promoted {a.id}\ndefault model (stable): a-new" in capsys.readouterr().out
+    assert adapters.rollback() is None
+    assert versions.stable() == builtin
+    assert [e.action for e in versions.history()] == ["promote", "promote", "rollback", "rollback"]
+
+
+def test_a_rollback_leaves_a_default_chosen_by_hand(tmp_path, potion_home):
+    a = adapters.register(make_adapter(tmp_path, "a", 2.0))
+    make_export("a-run", adapter=a.id)
+    make_export("by-hand", adapter="someone-else")
+    adapters.promote(a.id)
+    versions.promote("by-hand")  # `potion models promote by-hand` after the adapter's promotion
+    assert adapters.rollback() is None
+    assert versions.stable() == "by-hand"
