@@ -43,12 +43,16 @@ class AdapterRecord:
 
     def check_base(self, sha256: str) -> None:
         """AdapterError unless `sha256` is the hash of the base this adapter was trained on."""
-        if sha256 != self.base["sha256"]:
-            raise AdapterError(
-                f"adapter {self.id} was trained on a base with sha256 {self.base['sha256'][:12]}…, "
-                f"not {sha256[:12]}…",
-                hint=f"use its base {self.base['spec']} ({self.base['hf_dir']})",
-            )
+        check_base(self.base, sha256, what=f"adapter {self.id}")
+
+
+def check_base(base: dict[str, str], sha256: str, *, what: str, hint: str | None = None) -> None:
+    """AdapterError unless `sha256` hashes `base` (a sidecar's `base`), the base `what` was trained on."""
+    if sha256 != base["sha256"]:
+        raise AdapterError(
+            f"{what} was trained on a base with sha256 {base['sha256'][:12]}…, not {sha256[:12]}…",
+            hint=hint or f"use its base {base['spec']} ({base['hf_dir']})",
+        )
 
 
 def write_sidecar(adapter_dir: Path, *, adapter_id: str, run_dir: Path, base: dict, metrics: dict) -> Path:

@@ -1,7 +1,8 @@
 """One training run, start to finish: plan, base model, data, stage 1, EWC, stage 2, adapter, report.
 
-The run directory (`output_dir/name`) holds config.yaml, metrics.jsonl, checkpoints/step-N/, stage1/ (the
-EWC state), adapter/ with potion_adapter.json, loss.png and report.md. Under torchrun / accelerate launch
+The run directory (`output_dir/name`) holds config.yaml, base.json (the base model and its weights hash: a
+resume on another base is refused), metrics.jsonl, checkpoints/step-N/, stage1/ (the EWC state), adapter/
+with potion_adapter.json, loss.png and report.md. Under torchrun / accelerate launch
 every rank runs this same function; only rank 0 writes the run's files.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -31,6 +33,8 @@ from trainer.report import (
     truncate_metrics,
     write_report,
 )
+
+BASE_FILE = "base.json"
 
 
 def is_main_process() -> bool:
@@ -215,6 +219,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
     check_memory(cfg)
     started, started_at = time.perf_counter(), time.time()
     base: BaseModel = resolve_base(cfg.model, progress=progress)
+    if resume_from is not None and (run_dir / BASE_FILE).is_file():  # checkpoints are LoRA deltas on a base
+        trained_on = json.loads((run_dir / BASE_FILE).read_text())
+        adapters.check_base(
+            trained_on,
+            base.sha256,
+            what=f"run {cfg.name} ({resume_from.path.name})",
+            hint=f"resume on its base (--set model={trained_on['spec']}) or start a new run (--set name=NEW)",
+        )
     tokenizer = load_tokenizer(base.hf_dir)
     datasets = prepare_data(cfg, tokenizer)
     model = load_model(cfg, base.hf_dir)
@@ -222,6 +234,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
+        (run_dir / BASE_FILE).write_text(json.dumps(base.to_dict(), indent=2) + "\n")
         if resume_from:
             truncate_metrics(run_dir / "metrics.jsonl", resume_from.step)
     attempt = begin_attempt(run_dir, resume_from.step if resume_from else None, started_at) if main else 0

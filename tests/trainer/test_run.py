@@ -129,6 +129,27 @@ def test_run_dir_is_never_overwritten(tiny_cfg):
         train(cfg, resume=True, progress=False)
 
 
+def test_resume_on_another_base_is_refused_before_anything_loads(tiny_cfg, tiny_home, tmp_path, monkeypatch):
+    from trainer.errors import AdapterError
+    from trainer.tiny import make_tiny_model
+
+    cfg = tiny_cfg(seq_len=32, batch_size=1, stage1_steps=2, save_steps=2, eval_steps=10)
+    run_dir = train(cfg, progress=False)
+    trained_on = json.loads((run_dir / "base.json").read_text())
+    assert trained_on == adapters.read_sidecar(run_dir / "adapter").base
+    with monkeypatch.context() as mp:
+        mp.setenv("POTION_HOME", str(tiny_home))  # the tokenizer cache the tiny models share
+        other = make_tiny_model("mistral", tmp_path / "other-base", seed=1)  # same shape, other weights
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    cfg.model = str(other)
+    with pytest.raises(
+        AdapterError, match=r"run run \(step-000002\) was trained on a base with sha256"
+    ) as info:
+        train(cfg, resume=True, progress=False)
+    assert f"--set model={trained_on['spec']}" in info.value.user_message()
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before  # nothing touched
+
+
 def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tiny_cfg, monkeypatch):
     import torch
 
