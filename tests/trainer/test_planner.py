@@ -55,6 +55,35 @@ def test_default_models_shape_from_its_gguf_matches_qwen25_coder_05b():
     assert abs(planner.plan(cfg).weight_bytes - real) / real < 0.05
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_nf4_weight_bytes_match_the_shipped_05b_config_loaded_in_4_bits(tmp_path):
+    """The shipped CPU config as it trains (NF4, double quantization, fp32 compute): its plan against the
+    footprint of a Qwen2 of the default model's shape (read from its GGUF) loaded the same way. Random
+    weights: the footprint depends on the shape, not on the values."""
+    cfg = load_config(CONFIGS / "qwen-coder-0.5b-cpu.yaml")
+    assert cfg.load_in_4bit and cfg.double_quant
+    shape = planner.shape_of(cfg)
+    config = Qwen2Config(
+        vocab_size=shape.vocab_size,
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        num_key_value_heads=shape.num_key_value_heads,
+        tie_word_embeddings=shape.tie_word_embeddings,
+    )
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).save_pretrained(tmp_path)
+    model = AutoModelForCausalLM.from_pretrained(
+        tmp_path, quantization_config=bnb_config(cfg), dtype=torch.float32
+    )
+    assert any(type(m).__name__ == "Linear4bit" for m in model.modules())
+    real = model.get_memory_footprint()
+    planned = planner.plan(cfg).weight_bytes
+    assert abs(planned - real) / real < 0.05, (planned, real)
+
+
 def test_devstral_plan_from_the_config_alone(capsys):
     cfg = load_config(CONFIGS / "devstral-small.yaml")
     plan = planner.plan(cfg)
