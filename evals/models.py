@@ -47,14 +47,24 @@ def open_model(spec: str | None, *, n_ctx: int = 4096, threads: int | None = 1) 
 
 def identity(spec: str | None) -> str:
     """A short key for a spec's model: files by size and modification time (hashing GBs each run would
-    cost more than the evaluation), URLs and names as written."""
+    cost more than the evaluation), URLs and names as written. A `base + adapter` spec is split the way
+    `open_backend` splits it, so a file with `+` in its name is one file, not two names."""
     parts = [spec or "default"]
-    for piece in (spec or "").split("+"):
-        path = Path(piece.strip()).expanduser()
-        if piece.strip() and path.exists():
-            stat = path.stat() if path.is_file() else _dir_stat(path)
-            parts.append(f"{path.resolve()}:{stat[0]}:{stat[1]}")
+    if spec and not is_url(spec):
+        from potion.registry import split_adapter_spec  # lazy: the registry imports the hub machinery
+
+        base, adapter = split_adapter_spec(spec)
+        for piece in (base, adapter):
+            path = Path(piece).expanduser() if piece else None
+            if path is not None and path.exists():
+                size, mtime = _file_stat(path) if path.is_file() else _dir_stat(path)
+                parts.append(f"{path.resolve()}:{size}:{mtime}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _file_stat(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
 
 
 def _dir_stat(path: Path) -> tuple[int, int]:
@@ -63,7 +73,7 @@ def _dir_stat(path: Path) -> tuple[int, int]:
         for name in files:
             st = os.stat(os.path.join(root, name))
             size += st.st_size
-            mtime = max(mtime, int(st.st_mtime))
+            mtime = max(mtime, st.st_mtime_ns)
     return size, mtime
 
 
