@@ -89,7 +89,7 @@ class TrainConfig:
     save_steps: int = 50
     keep_checkpoints: int = 3
     logging_steps: int = 1
-    # Memory of the device to plan for, in GiB (None: the device's own, or no check on CPU).
+    # Memory of the device to plan for, in GiB (None: the GPU's own; on CPU, more than the RAM only warns).
     memory_gb: float | None = None
 
     def __post_init__(self) -> None:

@@ -12,6 +12,7 @@ intermediate tensors; plus the fp32 logits and their gradient, which dominate sm
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,8 +217,16 @@ def plan(cfg: TrainConfig, shape: Shape | None = None) -> MemoryPlan:
     return p
 
 
+def host_memory_bytes() -> int | None:
+    """This machine's physical memory (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def device_memory_bytes(cfg: TrainConfig) -> int | None:
-    """The memory to plan against: `memory_gb`, else the GPU's, else None (no check on CPU)."""
+    """The memory to plan against: `memory_gb`, else the GPU's, else None (on CPU: see host_memory_bytes)."""
     if cfg.memory_gb is not None:
         return int(cfg.memory_gb * GiB)
     import torch

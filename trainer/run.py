@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from potion.errors import PotionError
 from trainer import adapters, checkpoints, data, planner
 from trainer.attempts import attempt_walls, begin_attempt, end_attempt, read_metrics
 from trainer.config import TrainConfig, save_config
@@ -107,10 +108,23 @@ def prepare_data(cfg: TrainConfig, tokenizer: Any) -> Datasets:
 
 
 def check_memory(cfg: TrainConfig) -> planner.MemoryPlan | None:
-    """The planner's verdict before anything loads: MemoryPlanError when the run cannot fit."""
+    """The planner's verdict before anything loads: MemoryPlanError when the run cannot fit the memory given
+    (`memory_gb`, else the GPU's); on CPU without `memory_gb`, a warning when it needs more than the RAM."""
     budget = planner.device_memory_bytes(cfg)
     if budget is None:
-        return None
+        ram = planner.host_memory_bytes()
+        try:
+            plan = planner.plan(cfg) if ram else None
+        except PotionError:  # no shape without downloading (or no model): loading says what is wrong
+            return None
+        if plan is not None and plan.total_bytes > ram:
+            warnings.warn(
+                f"the plan needs {plan.total_bytes / 2**30:.1f} GiB, more than this machine's "
+                f"{ram / 2**30:.1f} GiB of RAM: expect swapping or an out-of-memory kill (lower "
+                "batch_size or seq_len, or set memory_gb to make this an error; see `potion train plan`)",
+                stacklevel=2,
+            )
+        return plan
     plan = planner.plan(cfg)
     if plan.total_bytes > budget:
         raise MemoryPlanError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,24 @@ def test_too_big_is_refused_before_anything_loads(tmp_path, capsys):
     with pytest.raises(MemoryPlanError):
         train(cfg)  # the hub id is never contacted: the plan fails first
     assert not (tmp_path / cfg.name).exists()
+
+
+def test_on_cpu_a_plan_bigger_than_the_ram_warns_before_anything_loads(tiny_models, monkeypatch):
+    from trainer.run import check_memory
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = TrainConfig(model=str(tiny_models("mistral")), data="d")
+    needs = planner.plan(cfg).total_bytes
+    monkeypatch.setattr(planner, "host_memory_bytes", lambda: needs // 2)
+    with pytest.warns(UserWarning, match=r"the plan needs .* GiB, more than this machine's .* GiB of RAM"):
+        assert check_memory(cfg).total_bytes == needs
+    monkeypatch.setattr(planner, "host_memory_bytes", lambda: needs * 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_memory(cfg)  # fits: silent
+        check_memory(
+            load_config(CONFIGS / "devstral-small.yaml", ["model_shape=null", "memory_gb=null"])
+        )  # no shape: no check
 
 
 def test_unknown_shape_is_an_error():
