@@ -230,6 +230,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
             hint="launch it on GPUs with `torchrun --nproc_per_node=N -m potion.cli train …` "
             "(or accelerate launch), or --set fsdp=false",
         )
+    ewc_path = run_dir / "stage1" / "ewc.pt"
+    if resume_from and resume_from.stage == 2 and cfg.ewc_lambda > 0 and not ewc_path.is_file():
+        raise CheckpointError(
+            f"{ewc_path} is missing: stage 2 cannot resume with EWC (nothing in the run was changed)",
+            hint="restore it, or --set ewc_lambda=0 to resume without EWC",
+        )
     check_memory(cfg)
     started, started_at = time.perf_counter(), time.time()
     base: BaseModel = resolve_base(cfg.model, progress=progress)
@@ -254,7 +260,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
     attempt = begin_attempt(run_dir, resume_from.step if resume_from else None, started_at) if main else 0
 
     ewc = None
-    ewc_path = run_dir / "stage1" / "ewc.pt"
     if cfg.stage1_steps and not (resume_from and resume_from.stage == 2):
         _stage(
             cfg,
@@ -284,9 +289,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
                 ewc_path.parent.mkdir(exist_ok=True)
                 ewc.save(ewc_path)
     elif cfg.ewc_lambda > 0 and cfg.stage2_steps:
-        if not ewc_path.is_file():
-            raise CheckpointError(f"{ewc_path} is missing: stage 2 cannot resume with EWC")
-        ewc = EwcState.load(ewc_path)
+        ewc = EwcState.load(ewc_path)  # a stage-2 checkpoint: checked to exist before anything was loaded
 
     if cfg.stage2_steps:
         _stage(

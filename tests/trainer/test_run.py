@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from trainer import adapters, checkpoints
 from trainer.attempts import attempt_walls, read_metrics, run_wall_s
 from trainer.config import TrainConfig, save_config
 from trainer.errors import CheckpointError, ConfigError, DivergedError, TrainerError
+from trainer.report import truncate_metrics
 from trainer.run import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +117,35 @@ def test_two_stage_run_then_sigkill_and_exact_resume(tiny_cfg, tmp_path, capsys)
     assert "over 2 attempts" in (killed / "report.md").read_text()
     kept = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
     assert {m["attempt"] for m in kept} == {1, 2}
+
+
+def test_a_resume_in_stage_2_is_exact_and_needs_the_ewc_state(tiny_cfg, tmp_path):
+    cfg = two_stage(tiny_cfg, stage2_steps=4, keep_checkpoints=3)
+    run_dir = train(cfg, progress=False)
+    assert [p.name for p in checkpoints.step_dirs(run_dir / "checkpoints")][:2] == [
+        "step-000008",
+        "step-000006",
+    ]
+    # The same run, as if killed after step 7: its newest checkpoint is step 6, in stage 2.
+    again = tmp_path / "runs" / "again"
+    shutil.copytree(run_dir, again)
+    shutil.rmtree(again / "checkpoints" / "step-000008")
+    shutil.rmtree(again / "adapter")
+    (again / "report.md").unlink()
+    truncate_metrics(again / "metrics.jsonl", 7)
+    cfg_again = TrainConfig(**{**cfg.to_dict(), "name": "again"})
+
+    (again / "stage1" / "ewc.pt").rename(tmp_path / "ewc.pt")
+    before = {p: p.read_bytes() for p in again.rglob("*") if p.is_file()}
+    with pytest.raises(CheckpointError, match="ewc.pt is missing: stage 2 cannot resume with EWC") as info:
+        train(cfg_again, resume=True, progress=False)
+    assert "ewc_lambda=0" in info.value.user_message()
+    assert {p: p.read_bytes() for p in again.rglob("*") if p.is_file()} == before  # metrics kept too
+
+    (tmp_path / "ewc.pt").rename(again / "stage1" / "ewc.pt")
+    train(cfg_again, resume=True, progress=False)
+    assert losses(again) == losses(run_dir)
+    assert (again / "adapter" / "adapter_model.safetensors").is_file()
 
 
 def test_run_dir_is_never_overwritten(tiny_cfg):
