@@ -43,6 +43,7 @@ MULTIPL_E_STATUS = {
 }
 _FIRST_UID = 61000  # unprivileged uids for the parallel slots when running as root
 _OUTPUT_LIMIT = 64 * 1024  # characters of stdout/stderr kept per run
+_MIN_FILE_MB = 16  # the JIT maps its code through a 16 MiB memory file, which the file-size limit covers
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,12 @@ class Limits:
     timeout_s: float = 20.0
     cpu_s: int = 30
     memory_mb: int = 1024  # RLIMIT_DATA: the BEAM reserves far more address space than it uses
-    file_mb: int = 16
+    file_mb: int = 16  # at least _MIN_FILE_MB
     processes: int = 128  # threads count: an idle BEAM runs about 25
+
+    def __post_init__(self) -> None:
+        if self.file_mb < _MIN_FILE_MB:
+            raise ValueError(f"file_mb must be at least {_MIN_FILE_MB}, not {self.file_mb}")
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,9 @@ def _limiter(limits: Limits, *, privileged: bool) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # A write past the file-size limit then fails with EFBIG ("file too large") in the program that
+        # made it, instead of SIGXFSZ killing the VM and the rest of its batch.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
     return apply
 
@@ -184,8 +192,11 @@ class Sandbox:
         if iso.drop_privileges:
             uid = _FIRST_UID + slot
             run = f"setpriv --reuid={uid} --regid={uid} --clear-groups -- {run}"
-        # Bring nothing up in the new network namespace: not even loopback.
-        script = f"{mounts}exec {run}"
+        # Bring nothing up in the new network namespace: not even loopback. The shell stays PID 1 instead
+        # of exec-ing the VM: the kernel drops a signal like SIGXCPU sent to a namespace's PID 1 that has
+        # no handler, so an exec-ed VM would run on to the hard CPU limit's SIGKILL, which unshare 2.38
+        # reports as plain exit 1. The shell reports a signal as exit 128+N (see `_signal_exit`).
+        script = f"{mounts}{run}; exit $?"
         prefix = ["unshare", "--user", "--map-root-user"] if iso.user_namespace else ["unshare"]
         return [*prefix, "--net", "--mount", "--pid", "--fork", "--kill-child", "--", "/bin/sh", "-c", script]
 
@@ -278,12 +289,22 @@ class Sandbox:
             os.chmod(root, 0o700)
             cmd = self._command(root, slot, argv) if contained else argv
             own_uid = privileged or os.geteuid() != 0
-            return self._execute(cmd, root, result, timeout_s, privileged=own_uid)
+            through_shell = contained and self.isolation.namespaces
+            return self._execute(
+                cmd, root, result, timeout_s, privileged=own_uid, through_shell=through_shell
+            )
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
     def _execute(
-        self, cmd: list[str], root: Path, result: Path, timeout_s: float, *, privileged: bool
+        self,
+        cmd: list[str],
+        root: Path,
+        result: Path,
+        timeout_s: float,
+        *,
+        privileged: bool,
+        through_shell: bool,
     ) -> Invocation:
         started = time.perf_counter()
         timed_out = False
@@ -311,7 +332,7 @@ class Sandbox:
             lines = []
         return Invocation(
             lines=lines,
-            code=proc.returncode,
+            code=_signal_exit(proc.returncode) if through_shell else proc.returncode,
             seconds=time.perf_counter() - started,
             timed_out=timed_out,
             stdout=out.decode("utf-8", "replace")[-_OUTPUT_LIMIT:],
@@ -329,6 +350,14 @@ class Invocation:
     timed_out: bool
     stdout: str
     stderr: str
+
+
+def _signal_exit(code: int | None) -> int | None:
+    """Read the namespace shell's exit 128+N (the program was killed by signal N) as Popen's -N, so a code
+    means the same with and without namespaces. A program that exits with 129..192 itself reads the same."""
+    if code is not None and 128 < code < 128 + signal.NSIG:
+        return 128 - code
+    return code
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
