@@ -22,12 +22,24 @@ GROUPS: dict[str, list[Variant]] = {
 
 
 def variants_for(ablate: Sequence[str], *, only: Sequence[str] = ()) -> list[Variant]:
+    """The pipeline, the variants of each group in `ablate` ("all": every group), the plain baseline;
+    `only` keeps those it names (the pipeline and the baseline always run: the table compares with
+    them). A name `only` cannot keep raises ValueError naming it: a misspelt or renamed variant would
+    otherwise drop out of the run unnoticed."""
     names = list(GROUPS) if "all" in ablate else list(ablate)
     out = [Variant("pipeline", DEFAULT_SETTINGS)]
     for name in GROUPS:
         if name in names:
             out.extend(GROUPS[name])
     out.append(PLAIN)
+    for wanted in only:
+        if wanted in (v.name for v in out):
+            continue
+        group = next((g for g, vs in GROUPS.items() if wanted in (v.name for v in vs)), None)
+        if group is not None:
+            raise ValueError(f"--variants: {wanted} is a variant of --ablate {group}, which is not ablated")
+        known = ["pipeline", *(v.name for vs in GROUPS.values() for v in vs), PLAIN.name]
+        raise ValueError(f"--variants: no variant named {wanted} (choose from {', '.join(known)})")
     if only:
         out = [v for v in out if v.name in only or v.name in (PLAIN.name, "pipeline")]
     return out
