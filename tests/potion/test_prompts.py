@@ -268,3 +268,86 @@ def test_cursor_indent_and_dedent_answer() -> None:
     assert dedent_answer("      foo", "    ") == "  foo"
     assert dedent_answer("  foo", "    ") == "foo"
     assert dedent_answer("  foo", "") == "  foo"
+
+
+# -- file outline ------------------------------------------------------------------------------------
+
+MODULE_HEAD = '''defmodule Shop.Cart do
+  @moduledoc """
+  use the cart like this:
+  def example(x) do
+  """
+  use GenServer
+  alias Shop.{Item, Price}
+  import Enum, only: [map: 2]
+
+'''
+
+
+def function(name: str, body_lines: int = 6) -> str:
+    body = "".join(f"    step_{name}_{i}()\n" for i in range(body_lines))
+    return f"  def {name}(cart, item) do\n{body}  end\n\n  defp {name}_helper(x), do: x\n\n"
+
+
+def test_the_outline_is_module_lines_and_function_heads_outside_the_window() -> None:
+    from potion.prompts import file_outline
+
+    before = MODULE_HEAD + function("add") + function("remove")
+    after = function("total") + "  defdelegate count(cart), to: Shop.Counter\nend\n"
+    head, tail = file_outline(before, after, 10_000, chars)
+    assert head.splitlines() == [
+        "defmodule Shop.Cart do",
+        "  use GenServer",  # not the heredoc's "use the cart like this"
+        "  alias Shop.{Item, Price}",
+        "  import Enum, only: [map: 2]",
+        "  def add(cart, item), do: ...",  # a head with `do` becomes a one-liner: no open block
+        "  defp add_helper(x), do: x",
+        "  def remove(cart, item), do: ...",
+        "  defp remove_helper(x), do: x",
+    ]
+    assert head.endswith("\n")
+    assert tail.splitlines() == [
+        "",
+        "  def total(cart, item), do: ...",
+        "  defp total_helper(x), do: x",
+        "  defdelegate count(cart), to: Shop.Counter",
+    ]
+
+
+def test_a_tight_outline_keeps_the_module_lines_then_the_heads_nearest_the_window() -> None:
+    from potion.prompts import file_outline
+
+    before = MODULE_HEAD + function("a") + function("b") + function("c")
+    after = function("x") + function("y") + function("z")
+    module = (
+        "defmodule Shop.Cart do\n  use GenServer\n  alias Shop.{Item, Price}\n  import Enum, only: [map: 2]\n"
+    )
+    head, tail = file_outline(before, after, len(module) + 2 * len("  def x(cart, item), do: ...\n"), chars)
+    assert head == module + "  defp c_helper(x), do: x\n"  # nearest the window before it
+    assert tail == "\n  def x(cart, item), do: ..."  # nearest after it
+    assert len(chars(head + tail)) <= len(module) + 2 * len("  def x(cart, item), do: ...\n")
+    assert file_outline(before, after, 0, chars) == ("", "")
+
+
+def test_the_prompt_gives_the_outline_its_tokens_only_when_the_file_does_not_fit(no_anchor: None) -> None:
+    source = MODULE_HEAD + "".join(function(f"f{i}", 12) for i in range(12))
+    cut = source.index("    step_f6_3()")
+    prefix, suffix = source[:cut], source[cut:]
+    plain = build("qwen2.5-coder", prefix, suffix, budget=600, path="lib/cart.ex")
+    outlined = build("qwen2.5-coder", prefix, suffix, budget=600, path="lib/cart.ex", outline_tokens=200)
+    assert len(chars(outlined.text)) <= 600
+    assert "defmodule Shop.Cart do" not in plain.text and "defmodule Shop.Cart do" in outlined.text
+    body = outlined.text.split("<|fim_prefix|>", 1)[1]
+    fim_prefix, fim_suffix = body.removesuffix("<|fim_middle|>").split("<|fim_suffix|>")
+    # before the kept prefix: the module and heads of functions above the window; after the suffix: below it
+    assert fim_prefix.startswith("defmodule Shop.Cart do\n") and fim_prefix.endswith(outlined.prefix_kept)
+    assert outlined.prefix_kept.startswith("\n  def f5(cart, item) do\n")  # the window starts at f5
+    outline_head = fim_prefix[: len(fim_prefix) - len(outlined.prefix_kept)]
+    assert outline_head.endswith("  import Enum, only: [map: 2]\n  defp f4_helper(x), do: x\n")  # nearest
+    outline_tail = fim_suffix[len(outlined.suffix_kept) :]
+    assert outline_tail == "\n  defp f6_helper(x), do: x\n  def f7(cart, item), do: ..."
+    assert len(outlined.prefix_kept) < len(plain.prefix_kept)  # the outline's tokens came from the window
+    # a file that fits whole gets no outline
+    small = MODULE_HEAD + function("only")
+    whole = build("qwen2.5-coder", small[:100], small[100:], budget=600, outline_tokens=200)
+    assert whole.text.count("defmodule") == 1 and whole.prefix_kept + whole.suffix_kept == small
