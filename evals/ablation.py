@@ -18,7 +18,6 @@ GROUPS: dict[str, list[Variant]] = {
     "budget": [variant("budget-256", prompt_tokens=256), variant("budget-1024", prompt_tokens=1024)],
     "split": [variant("suffix-1/4", suffix_share=0.25), variant("suffix-1/2", suffix_share=0.5)],
     "extra": [variant("other-files", extra_files=True)],
-    "outline": [variant("outline-96", outline_tokens=96)],
 }
 
 

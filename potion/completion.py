@@ -50,9 +50,6 @@ class CompletionSettings:
     heal_indent: bool = False
     path_header: bool = True  # name the file in the prompt (families with a file separator)
     extra_context_chars: int = 1500  # at most this much of other files' chunks goes into the prompt
-    # Tokens of the budget for an outline of the file outside the window (module lines, function heads:
-    # `potion.prompts.file_outline`), when the file does not fit whole; 0: none.
-    outline_tokens: int = 0
     trim: Literal["editor", "suffix", "none"] = "editor"  # post-processing rules (see `shape`)
     # "auto": a block wherever post-processing allows one; "single": one line of code; "smart": a block only
     # where the cursor starts an empty body (after `do`, `->`, `fn`...), one line among existing code.
@@ -291,9 +288,6 @@ def build_prompt(
         path=path if settings.path_header else None,
         strip_indent=settings.strip_indent,
         suffix_share=settings.suffix_share,
-        outline_tokens=settings.outline_tokens,
-        before_window=prefix[:-window] if settings.outline_tokens and len(prefix) > window else "",
-        after_window=suffix[window:] if settings.outline_tokens else "",
     )
     return dataclasses.replace(prompt, heal_indent=settings.heal_indent and bool(prompt.indent))
 

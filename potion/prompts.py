@@ -9,7 +9,6 @@ gets a plain completion of the prefix, never an error.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -288,75 +287,6 @@ def _split_budget(
     return available - share, share
 
 
-_MODULE_LINE = re.compile(r"^\s*(defmodule|defprotocol|defimpl|use|import|alias|require|@behaviour)\b")
-_DEF_HEAD = re.compile(
-    r"^(\s*)(def|defp|defmacro|defmacrop|defguard|defguardp|defdelegate)\s+(.*?)(\s+do)?\s*$"
-)
-
-
-def _outline_line(line: str) -> tuple[int, str] | None:
-    """(priority, rendered) for a line worth keeping in a file outline; module lines come first."""
-    if _MODULE_LINE.match(line):
-        return 0, line.rstrip()
-    m = _DEF_HEAD.match(line)
-    if m is None or line.rstrip().endswith((",", "(", "\\")):
-        return None
-    indent, kind, head, has_do = m.groups()
-    if has_do:  # `def f(x) do` -> `def f(x), do: ...`: the signature without an open block
-        return 1, f"{indent}{kind} {head}, do: ..."
-    return (1, line.rstrip()) if ", do:" in head or kind == "defdelegate" else None
-
-
-def _outline_lines(text: str) -> list[tuple[int, int, str]]:
-    """(line number, priority, rendered) of the outline lines of `text`, skipping heredocs (@doc text)."""
-    out = []
-    in_heredoc = False
-    for i, line in enumerate(text.split("\n")):
-        quotes = line.count('"""') + line.count("'''")
-        if not in_heredoc and (o := _outline_line(line)):
-            out.append((i, *o))
-        if quotes % 2:
-            in_heredoc = not in_heredoc
-    return out
-
-
-def file_outline(before: str, after: str, budget: int, tokenize: Tokenize) -> tuple[str, str]:
-    """An outline of the file outside the prompt's window, within `budget` tokens: (lines to put before
-    the kept prefix, lines to put after the kept suffix).
-
-    The outline is the module's own lines (`defmodule`, `use`, `alias`, `import`, `require`) and the heads of
-    its functions as one-liners, in file order; when they do not all fit, the module lines come first, then
-    function heads alternately after and before the window, nearest first. The model then knows the names
-    and arities of functions the window does not show (the helpers a line calls are often far below it).
-    """
-    if budget <= 0:
-        return "", ""
-    head, tail = _outline_lines(before), _outline_lines(after)
-    head_defs = [x for x in head if x[1] == 1][::-1]  # nearest the window first
-    tail_defs = [x for x in tail if x[1] == 1]
-    order = [("h", x) for x in head if x[1] == 0]
-    for k in range(max(len(head_defs), len(tail_defs))):
-        order += [("t", tail_defs[k])] if k < len(tail_defs) else []
-        order += [("h", head_defs[k])] if k < len(head_defs) else []
-
-    def render(chosen: list[tuple[str, tuple[int, int, str]]]) -> tuple[str, str]:
-        h = [x[2] for side, x in sorted(chosen, key=lambda c: c[1][0]) if side == "h"]
-        t = [x[2] for side, x in sorted(chosen, key=lambda c: c[1][0]) if side == "t"]
-        return ("\n".join(h) + "\n" if h else ""), ("\n" + "\n".join(t) if t else "")
-
-    chosen: list[tuple[str, tuple[int, int, str]]] = []
-    estimate = 0
-    for item in order:  # ~3 characters a token at worst for code: one tokenize call below, not one a line
-        cost = len(item[1][2]) // 3 + 1
-        if estimate + cost > budget:
-            break
-        chosen.append(item)
-        estimate += cost
-    while chosen and _count(tokenize, "".join(render(chosen))) > budget:
-        chosen.pop()
-    return render(chosen)
-
-
 def render_fim(template: FimTemplate, prefix: str, suffix: str) -> str:
     """The FIM prompt of `template` around the hole; the model's answer is the middle.
 
@@ -390,9 +320,6 @@ def completion_prompt(
     repo: str | None = None,
     strip_indent: bool = True,
     suffix_share: float = 1 / 8,
-    outline_tokens: int = 0,
-    before_window: str = "",
-    after_window: str = "",
 ) -> CompletionPrompt:
     """Build the FIM prompt for the cursor between `prefix` and `suffix`, within `budget_tokens`.
 
@@ -405,9 +332,7 @@ def completion_prompt(
     training, and they answer it with odd continuations; from the line start they write the indented
     line themselves, and callers drop what the document already has with `dedent_answer`.
     `strip_indent=False` keeps it (the evaluations measure both); `suffix_share` is the suffix's part of
-    the budget when both sides do not fit. `outline_tokens` of the budget go to an outline of the file
-    outside the kept text (`file_outline`; `before_window`/`after_window` are the document's text beyond
-    `prefix`/`suffix`) when the file does not fit whole.
+    the budget when both sides do not fit.
     """
     indent = cursor_indent(prefix) if strip_indent else ""
     prefix = prefix[: len(prefix) - len(indent)]
@@ -433,21 +358,11 @@ def completion_prompt(
     overhead = _count(tokenize, header + current + render_fim(template, "", ""))
     available = max(budget_tokens - overhead, 0)
     n_prefix, n_suffix = _count(tokenize, prefix), _count(tokenize, suffix)
-    whole = n_prefix + n_suffix <= available and not (before_window or after_window)
-    outline_budget = 0 if whole else min(outline_tokens, available // 2)
-    available -= outline_budget
     prefix_budget, suffix_budget = _split_budget(n_prefix, n_suffix, available, suffix_share)
     prefix_kept = (
         prefix if prefix_budget >= n_prefix else _anchored(prefix, keep_tail(prefix, prefix_budget, tokenize))
     )
     suffix_kept = suffix if suffix_budget >= n_suffix else keep_head(suffix, suffix_budget, tokenize)
-    outline_head, outline_tail = file_outline(
-        before_window + prefix[: len(prefix) - len(prefix_kept)],
-        suffix[len(suffix_kept) :] + after_window,
-        outline_budget,
-        tokenize,
-    )
-    available -= _count(tokenize, outline_head + outline_tail) - outline_budget  # unused: other files'
 
     files_kept: list[str] = []
     context = ""
@@ -468,12 +383,7 @@ def completion_prompt(
             context += block
             files_kept.append(other_path)
 
-    text = (
-        header
-        + context
-        + current
-        + render_fim(template, outline_head + prefix_kept, suffix_kept + outline_tail)
-    )
+    text = header + context + current + render_fim(template, prefix_kept, suffix_kept)
     return CompletionPrompt(
         text=text,
         stop=list(template.stop),

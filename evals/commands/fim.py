@@ -12,7 +12,7 @@ from pathlib import Path
 from potion.cli_args import add_command, arg
 
 DEFAULT_FOLDER = Path(".cache/elixir-src/lib/mix/lib")
-ABLATIONS = ("indent", "header", "budget", "split", "extra", "outline", "trim", "lines")  # evals.ablation.GROUPS
+ABLATIONS = ("indent", "header", "budget", "split", "extra", "trim", "lines")
 
 
 @dataclass
