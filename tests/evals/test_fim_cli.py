@@ -259,3 +259,12 @@ def test_a_variant_that_would_not_run_exits_2_naming_it(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("potion: error: ") and all(n in line for n in needles), line
     assert server.requests == [] and not out.parent.exists()  # refused before the model or a file
+
+
+def test_the_flags_ablation_groups_are_the_ablations_groups():
+    """`--ablate` validates against evals.commands.fim.ABLATIONS (kept light for the CLI's start-up): it must
+    name exactly the groups evals.ablation runs."""
+    from evals.ablation import GROUPS
+    from evals.commands.fim import ABLATIONS
+
+    assert sorted(ABLATIONS) == sorted(GROUPS)
