@@ -31,9 +31,10 @@ def test_pack_keeps_documents_apart():
     assert rows[1]["position_ids"] == [0, 1, 2, 3] and rows[1]["labels"][0] == -100
 
 
-def test_packed_documents_do_not_attend_to_each_other(tiny_models):
-    """The same tokens give the same logits alone and packed behind another document (sdpa)."""
-    model = AutoModelForCausalLM.from_pretrained(tiny_models("mistral"), attn_implementation="sdpa").eval()
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])  # flash_attention_2 needs a GPU
+def test_packed_documents_do_not_attend_to_each_other(tiny_models, attn):
+    """The same tokens give the same logits alone and packed behind another document."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_models("mistral"), attn_implementation=attn).eval()
     a, b = [5, 6, 7, 8, 9], [20, 21, 22, 23]
     row = next(data.pack([a, b], len(a) + len(b)))
     with torch.no_grad():
