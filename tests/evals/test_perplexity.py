@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -42,3 +43,23 @@ def test_the_default_model_finds_elixir_likelier_than_noise(tmp_path: Path) -> N
         backend.close()
     assert math.exp(-sum(code) / len(code)) < 10 < math.exp(-sum(noise) / len(noise))
     assert after  # generation still works after scoring (the cache was left consistent)
+
+
+@pytest.mark.e2e
+def test_the_cli_reaches_the_same_model_by_default_by_name_and_by_gguf_path(tmp_path: Path, capsys) -> None:
+    """`--model` through evals.models.open_model: nothing, the registry name and the .gguf path are one model,
+    so they score a file the same; a model that is not there says which and why."""
+    from potion import registry
+    from potion.cli import main
+
+    (tmp_path / "counter.ex").write_text(
+        "defmodule Counter do\n  use Agent\n\n  def start_link(n), do: Agent.start_link(fn -> n end)\nend\n"
+    )
+    results = []
+    for model in ([], ["--model", registry.DEFAULT_MODEL], ["--model", str(registry.resolve())]):
+        assert main(["eval", "perplexity", str(tmp_path), *model, "--json", "--no-progress"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert results[0]["tokens"] > 10 and 1 < results[0]["perplexity"] < 50
+    assert results[1] == results[0] and results[2] == results[0]
+    assert main(["eval", "perplexity", str(tmp_path), "--model", str(tmp_path / "gone.gguf")]) == 1
+    assert "gone.gguf" in capsys.readouterr().err
