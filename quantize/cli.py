@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from potion import versions
 from potion.cli_args import add_command, arg
 from potion.exported import NAME_RE
 from quantize.export import DEFAULT_QUANTS, ExportOptions
@@ -62,9 +63,7 @@ def export_command(args: ExportArgs) -> int:
         print(f"{spec:<32} {entry.size / 1e6:>9,.1f} MB  {entry.path}")
     print(f"registered: --model {export.name} (= {export.name}:{export.default})")
     if _promoted_adapter() == export.record["adapter"]["id"]:
-        from trainer import adapters
-
-        adapters.make_default_model(export.record["adapter"]["id"])
+        versions.promote(export.name)  # this export, not whichever of the adapter's sorts newest
         print(f"default model (stable) is now {export.name}: its adapter is the promoted one")
     return 0
 

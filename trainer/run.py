@@ -231,7 +231,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
             "(or accelerate launch), or --set fsdp=false",
         )
     ewc_path = run_dir / "stage1" / "ewc.pt"
-    if resume_from and resume_from.stage == 2 and cfg.ewc_lambda > 0 and not ewc_path.is_file():
+    # Stage 1 does not run (none configured, or resuming in stage 2): stage 2's EWC state must be on disk.
+    skip_stage1 = not cfg.stage1_steps or bool(resume_from and resume_from.stage == 2)
+    if skip_stage1 and cfg.ewc_lambda > 0 and cfg.stage2_steps and not ewc_path.is_file():
         raise CheckpointError(
             f"{ewc_path} is missing: stage 2 cannot resume with EWC (nothing in the run was changed)",
             hint="restore it, or --set ewc_lambda=0 to resume without EWC",
@@ -260,7 +262,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
     attempt = begin_attempt(run_dir, resume_from.step if resume_from else None, started_at) if main else 0
 
     ewc = None
-    if cfg.stage1_steps and not (resume_from and resume_from.stage == 2):
+    if not skip_stage1:
         _stage(
             cfg,
             stage=1,
@@ -289,7 +291,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
                 ewc_path.parent.mkdir(exist_ok=True)
                 ewc.save(ewc_path)
     elif cfg.ewc_lambda > 0 and cfg.stage2_steps:
-        ewc = EwcState.load(ewc_path)  # a stage-2 checkpoint: checked to exist before anything was loaded
+        ewc = EwcState.load(ewc_path)  # checked to exist before anything was loaded
 
     if cfg.stage2_steps:
         _stage(

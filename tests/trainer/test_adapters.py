@@ -98,7 +98,7 @@ def test_the_promoted_adapter_is_the_registrys_default_through_its_export(tmp_pa
     assert versions.stable() == "a-new"
     assert f"`potion export` exports {b.id} and makes it the default" in capsys.readouterr().out
     make_export("b-run", adapter=b.id)
-    assert adapters.make_default_model(b.id) == "b-run"  # what `potion export` calls for the promoted one
+    assert adapters.make_default_model(b.id) == "b-run"  # its newest export
     assert versions.stable() == "b-run"
 
     assert main(["adapters", "rollback"]) == 0  # b's export was stable: stable goes back with it

@@ -148,6 +148,13 @@ def test_a_resume_in_stage_2_is_exact_and_needs_the_ewc_state(tiny_cfg, tmp_path
     assert (again / "adapter" / "adapter_model.safetensors").is_file()
 
 
+def test_ewc_without_stage_1_fails_before_anything_loads(tiny_cfg):
+    cfg = two_stage(tiny_cfg, stage1_steps=0)
+    with pytest.raises(CheckpointError, match="ewc.pt is missing"):
+        train(cfg, progress=False)
+    assert not (Path(cfg.output_dir) / cfg.name).exists()
+
+
 def test_run_dir_is_never_overwritten(tiny_cfg):
     cfg = tiny_cfg()
     run_dir = Path(cfg.output_dir) / cfg.name
